@@ -1,0 +1,93 @@
+"""Episodes and verdicts: the records everything downstream is computed from.
+
+An ``Episode`` is one (student, condition, task) with its response; a ``Verdict`` is a judge's reading of
+it. ``status`` is one of passed | failed | unscored | error. Only passed/failed are *scored*: statistics
+never count ``unscored`` (no parseable answer, judge output unparseable) or ``error`` (infrastructure)
+as failures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import SkillbenchError
+
+STATUSES = ("passed", "failed", "unscored", "error")
+
+
+@dataclass
+class Verdict:
+    status: str
+    expected: str = ""
+    extracted: str | None = None
+    judge: str = "deterministic"
+    rationale: str = ""
+    format_ok: bool = False
+    reason: str = ""
+    score: float | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.status in ("passed", "failed")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+@dataclass
+class Episode:
+    student: str
+    condition: str
+    task_uid: str
+    skill: str
+    query_type: str
+    response: str | None
+    verdict: Verdict
+    category: str = ""
+    nodeid: str = ""
+    gen_tokens: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["verdict"] = self.verdict.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Episode":
+        d = dict(d)
+        d["verdict"] = Verdict.from_dict(d.get("verdict") or {"status": "error", "reason": "missing verdict"})
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def write_episodes(path: str | Path, episodes: list[Episode]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for ep in episodes:
+            fh.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+
+
+def read_episodes(path: str | Path) -> list[Episode]:
+    path = Path(path)
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SkillbenchError(f"cannot read episodes: {exc.strerror}", path=path) from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Episode.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SkillbenchError(f"malformed episode: {exc}", path=path, line=n) from None
+    return out

@@ -1,0 +1,70 @@
+"""Batched, cached generation for one student: look up the cache, generate only what is missing.
+
+Each finished answer is written to the cache as soon as its batch ends, so a killed run loses at most the
+batch in flight and the same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+from .cache import Store, key_of
+from .students.base import Backend, GenRequest, GenResult
+
+
+def request_key(fingerprint: dict, req: GenRequest) -> str:
+    return key_of({"fp": fingerprint, "messages": req.messages})
+
+
+class ProgressPrinter:
+    """done/total, tokens/s and ETA on one line, at most every ``every`` seconds."""
+
+    def __init__(self, label: str, write: Callable[[str], None] | None = None, every: float = 2.0):
+        self.label = label
+        self.write = write or (lambda s: (sys.stderr.write(s + "\n"), sys.stderr.flush()))
+        self.every = every
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, tokens: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.t0, 1e-9)
+        eta = elapsed / done * (total - done) if done else float("nan")
+        self.write(f"[skillbench] {self.label}: {done}/{total} generated, {tokens / elapsed:.1f} tok/s, "
+                   f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
+
+
+def generate_cached(backend: Backend, requests: list[GenRequest], store: Store | None,
+                    progress: Callable[[int, int, int], None] | None = None) -> dict[tuple[str, str], GenResult]:
+    """Answer every request, from the cache when possible; returns {(task_uid, condition): result}."""
+    out: dict[tuple[str, str], GenResult] = {}
+    if not backend.needs_generation:
+        for r in requests:
+            out[(r.task_uid, r.condition)] = backend.lookup(r.task_uid, r.condition)  # type: ignore[attr-defined]
+        return out
+    fp = backend.fingerprint()
+    missing: list[GenRequest] = []
+    keys: dict[int, str] = {}
+    for r in requests:
+        k = request_key(fp, r)
+        keys[id(r)] = k
+        hit = store.get(k) if store else None
+        if hit is not None and hit.get("text") is not None:
+            out[(r.task_uid, r.condition)] = GenResult(text=hit["text"], gen_tokens=hit.get("gen_tokens"), cached=True)
+        else:
+            missing.append(r)
+
+    def save(req: GenRequest, res: GenResult) -> None:
+        out[(req.task_uid, req.condition)] = res
+        if store is not None and res.text is not None:
+            store.put(keys[id(req)], {"text": res.text, "gen_tokens": res.gen_tokens, "task_uid": req.task_uid,
+                                      "condition": req.condition})
+
+    if missing:
+        backend.generate(missing, progress=progress, on_result=save)
+    return out

@@ -1,0 +1,77 @@
+"""Build the JSON report from episodes: every number is computed here from stored verdicts.
+
+Pass rates are over *scored* episodes (passed + failed); ``unscored`` and ``error`` episodes are counted
+and shown, never folded into failures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from .. import stats
+from ..episodes import Episode
+from ..prompts import CONDITIONS
+
+
+def condition_summary(eps: list[Episode]) -> dict:
+    passed = sum(e.verdict.status == "passed" for e in eps)
+    failed = sum(e.verdict.status == "failed" for e in eps)
+    unscored = sum(e.verdict.status == "unscored" for e in eps)
+    errors = sum(e.verdict.status == "error" for e in eps)
+    scored = passed + failed
+    answered = [e for e in eps if e.verdict.status != "error"]
+    fmt = sum(bool(e.verdict.format_ok) for e in answered)
+    lo, hi = stats.wilson(passed, scored)
+    return {"n": len(eps), "scored": scored, "passed": passed, "failed": failed,
+            "pass_rate": passed / scored if scored else None, "ci95": [lo, hi] if scored else None,
+            "unscored": unscored, "errors": errors,
+            "format_compliance": fmt / len(answered) if answered else None,
+            "judges": sorted({e.verdict.judge for e in eps})}
+
+
+def paired_outcomes(eps: list[Episode], cond_a: str = "baseline", cond_b: str = "curated"
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Tasks scored in both conditions, with 0/1 outcomes (sorted by task_uid, so order is stable)."""
+    by = defaultdict(dict)
+    for e in eps:
+        if e.verdict.scored:
+            by[e.task_uid][e.condition] = 1 if e.verdict.status == "passed" else 0
+    uids = sorted(u for u, d in by.items() if cond_a in d and cond_b in d)
+    a = np.array([by[u][cond_a] for u in uids], dtype=np.int8)
+    b = np.array([by[u][cond_b] for u in uids], dtype=np.int8)
+    return uids, a, b
+
+
+def delta_summary(eps: list[Episode], seed: int = stats.DEFAULT_SEED,
+                  resamples: int = stats.DEFAULT_RESAMPLES) -> dict | None:
+    uids, base, cur = paired_outcomes(eps)
+    if not uids:
+        return None
+    value, ci = stats.delta_ci(base, cur, resamples=resamples, seed=seed)
+    b = int(np.sum((base == 1) & (cur == 0)))
+    c = int(np.sum((base == 0) & (cur == 1)))
+    mc = stats.mcnemar(b, c)
+    return {"value": value, "ci95": list(ci), "n_pairs": len(uids), "mcnemar": mc.to_dict(),
+            "mde80": stats.mde_paired(len(uids), (b + c) / len(uids))}
+
+
+def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int = stats.DEFAULT_SEED,
+                 resamples: int = stats.DEFAULT_RESAMPLES) -> dict:
+    by_student: dict[str, list[Episode]] = defaultdict(list)
+    for e in episodes:
+        by_student[e.student].append(e)
+    students = {}
+    for name in sorted(by_student):
+        eps = by_student[name]
+        conds = {}
+        for cond in CONDITIONS:
+            ce = [e for e in eps if e.condition == cond]
+            if ce:
+                conds[cond] = condition_summary(ce)
+        entry = {"conditions": conds}
+        if "baseline" in conds and "curated" in conds:
+            entry["delta"] = delta_summary(eps, seed=seed, resamples=resamples)
+        students[name] = entry
+    return {"students": students, "run": run or {}}

@@ -1,0 +1,268 @@
+"""One object per pytest session: settings, bench, students, scheduling and aggregation.
+
+The pytest hooks in ``plugin.py`` are thin; they call the methods here. On an xdist worker the session
+generates and judges its items and ships each episode on its test report; the controller (or a plain
+run) aggregates the episodes and builds the report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .bench import Bench, Catalog, Task, load_bench
+from .bench.catalog import load_catalog
+from .cache import Store
+from .episodes import Episode, Verdict, read_episodes
+from .errors import SkillbenchError
+from .generation import ProgressPrinter, generate_cached
+from .judges import deterministic
+from .prompts import PROMPT_VERSION, messages, prompts_hash
+from .report.summary import build_report
+from .settings import Settings
+from .students.base import Backend, GenRequest, GenResult
+from .students.embedded import default_cache_dir
+from .students.registry import StudentSpec, resolve_student
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """What one pytest item evaluates."""
+
+    student: str
+    condition: str
+    task: Task
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.student, self.condition, self.task.task_uid)
+
+
+def item_name(spec: ItemSpec) -> str:
+    return f"{spec.task.skill}[{spec.student}-{spec.condition}-{spec.task.task_uid}]"
+
+
+def keyword(text: str) -> str:
+    """``modus-ponens`` -> ``modus_ponens`` so that ``-k modus_ponens`` matches."""
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+class SkillbenchSession:
+    def __init__(self, settings: Settings, root: Path, *, is_worker: bool = False, run_dir: str | None = None,
+                 write=None):
+        self.settings = settings
+        self.root = root
+        self.is_worker = is_worker
+        self.write = write or (lambda s: (sys.stderr.write(s + "\n"), sys.stderr.flush()))
+        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.cache_dir = Path(settings.cache) if settings.cache else default_cache_dir()
+        self.catalog: Catalog = load_catalog(settings.catalog) if settings.catalog else None  # type: ignore
+        self.bench: Bench = load_bench(settings.bench, self.catalog)
+        self.catalog = self.bench.catalog
+        self.tasks: list[Task] = list(self.bench.split(settings.split))
+        self._check_judge_mode()
+        self.specs: dict[str, StudentSpec] = {}
+        for name in settings.student:
+            spec = resolve_student(name, settings.students, root)
+            if spec.name in self.specs:
+                raise SkillbenchError(f"student {spec.name!r} given twice")
+            self.specs[spec.name] = spec
+        self._backends: dict[str, Backend] = {}
+        self._pool = None
+        self.selected: dict[str, list[ItemSpec]] = defaultdict(list)
+        self.responses: dict[tuple[str, str, str], GenResult] = {}
+        self.episodes: dict[tuple[str, str, str], Episode] = {}
+        self.store = Store(self.cache_dir, "generations")
+        self.run_dir = Path(run_dir) if run_dir else self._new_run_dir()
+        self.shard = None
+        # Validate every student up front: one clear error at session start, never one per item.
+        for spec in self.specs.values():
+            self.backend(spec.name)
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _check_judge_mode(self) -> None:
+        if self.settings.judge != "deterministic":
+            raise SkillbenchError(f"--judge {self.settings.judge} needs the LLM judge, which is not available in "
+                                  "this version; use --judge deterministic")
+
+    def _new_run_dir(self) -> Path:
+        if self.settings.run_dir:
+            return Path(self.settings.run_dir)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return self.root / ".skillbench" / "runs" / f"{stamp}-{os.getpid()}"
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            from .students.hf import ModelPool
+
+            self._pool = ModelPool(self.cache_dir)
+        return self._pool
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            spec = self.specs[name]
+            if spec.backend == "replay":
+                from .students.replay import ReplayBackend
+
+                self._backends[name] = ReplayBackend(spec)
+            elif spec.backend == "hf":
+                from .students.hf import HFBackend
+
+                s = self.settings
+                self._backends[name] = HFBackend(spec, self.pool, max_new_tokens=s.max_new_tokens,
+                                                 batch_size=s.batch_size, device=s.device, dtype=s.dtype,
+                                                 repetition_penalty=s.repetition_penalty, cache_dir=self.cache_dir)
+            else:
+                raise SkillbenchError(f"student {name!r}: backend {spec.backend!r} is not available in this version")
+        return self._backends[name]
+
+    # -- collection --------------------------------------------------------------------------------
+    def item_specs(self) -> list[ItemSpec]:
+        """All (student, condition, task) in a fixed order: same ids, same order, in every process."""
+        return [ItemSpec(student, cond, task) for student in self.specs for cond in self.settings.condition
+                for task in self.tasks]
+
+    def split_file_name(self) -> str:
+        src = self.bench.source
+        if src == "bundled" or Path(src).is_dir():
+            return f"{self.settings.split}.jsonl"
+        return Path(src).name
+
+    def set_selected(self, specs: list[ItemSpec]) -> None:
+        self.selected = defaultdict(list)
+        for s in specs:
+            self.selected[s.student].append(s)
+
+    # -- running -----------------------------------------------------------------------------------
+    def _ensure_generated(self, student: str) -> None:
+        pending = [s for s in self.selected.get(student, []) if s.key not in self.responses]
+        if not pending:
+            return
+        backend = self.backend(student)
+        reqs = [GenRequest(s.task.task_uid, s.condition, messages(s.task, s.condition, self.catalog))
+                for s in pending]
+        progress = ProgressPrinter(student, self.write)
+        t0 = time.perf_counter()
+        results = generate_cached(backend, reqs, self.store, progress=progress)
+        for s in pending:
+            self.responses[s.key] = results.get((s.task.task_uid, s.condition)) or GenResult(
+                text=None, error="generation produced no result")
+        if backend.needs_generation:
+            fresh = sum(not r.cached for r in results.values())
+            if fresh:
+                self.write(f"[skillbench] {student}: generated {fresh} response(s) in {time.perf_counter() - t0:.1f}s")
+
+    def response_for(self, spec: ItemSpec) -> GenResult:
+        if spec.key not in self.responses:
+            if spec not in self.selected.get(spec.student, []):
+                self.selected[spec.student].append(spec)
+            try:
+                self._ensure_generated(spec.student)
+            except SkillbenchError:
+                raise
+            except Exception as exc:  # a backend outage is an error episode, not a lost one
+                return GenResult(text=None, error=f"{type(exc).__name__}: {exc}")
+        return self.responses[spec.key]
+
+    def judge(self, spec: ItemSpec, response: GenResult) -> Verdict:
+        if response.text is None:
+            return Verdict(status="error", expected=spec.task.answer, judge="none",
+                           rationale=response.error or "no response", reason="generation_error")
+        return deterministic.judge(spec.task, response.text)
+
+    def run(self, spec: ItemSpec, nodeid: str) -> Episode:
+        res = self.response_for(spec)
+        verdict = self.judge(spec, res)
+        ep = Episode(student=spec.student, condition=spec.condition, task_uid=spec.task.task_uid,
+                     skill=spec.task.skill, query_type=spec.task.query_type, response=res.text, verdict=verdict,
+                     category=self.catalog[spec.task.skill].category if spec.task.skill in self.catalog else "",
+                     nodeid=nodeid, gen_tokens=res.gen_tokens)
+        self.append_shard(ep)
+        return ep
+
+    # -- episodes, shards, report -------------------------------------------------------------------
+    def append_shard(self, ep: Episode) -> None:
+        """Each finished episode is appended (and flushed) to this process's shard file."""
+        if self.shard is None:
+            shard_dir = self.run_dir / "shards"
+            shard_dir.mkdir(parents=True, exist_ok=True)
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self.shard = open(shard_dir / f"{worker}-{os.getpid()}.jsonl", "a", encoding="utf-8")
+        self.shard.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+        self.shard.flush()
+
+    def record(self, ep: Episode) -> None:
+        self.episodes[(ep.student, ep.condition, ep.task_uid)] = ep
+
+    def manifest(self) -> dict:
+        import importlib.metadata as md
+
+        versions = {}
+        for pkg in ("torch", "transformers", "peft", "trl", "anthropic", "numpy", "scipy", "pytest",
+                    "pytest-xdist"):
+            try:
+                versions[pkg] = md.version(pkg)
+            except md.PackageNotFoundError:
+                versions[pkg] = None
+        students = {}
+        for name in self.specs:
+            try:
+                students[name] = {"spec": self.specs[name].to_dict(), "path": self.backend(name).path_info()}
+            except Exception as exc:  # provenance must never break the report
+                students[name] = {"spec": self.specs[name].to_dict(), "path": {"error": str(exc)}}
+        s = self.settings
+        return {"skillbench_version": __version__, "students": students, "prompt_version": PROMPT_VERSION,
+                "prompts_hash": prompts_hash(), "bench": self.bench.source, "split": s.split,
+                "bench_hash": self.bench.content_hash(s.split), "catalog_hash": self.catalog.content_hash(),
+                "judge": {"mode": s.judge, "backend": "deterministic" if s.judge == "deterministic"
+                          else s.judge_backend, "model": s.judge_model},
+                "conditions": s.condition, "seed": s.seed, "resamples": s.resamples,
+                "packages": versions, "python": platform.python_version(), "platform": platform.platform(),
+                "started": self.started,
+                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+    def all_episodes(self) -> list[Episode]:
+        return [self.episodes[k] for k in sorted(self.episodes)]
+
+    def finish(self) -> dict:
+        if self.shard is not None:
+            self.shard.close()
+            self.shard = None
+        eps = self.all_episodes()
+        report = build_report(eps, self.manifest(), seed=self.settings.seed, resamples=self.settings.resamples)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(self.run_dir / "report.json", report)
+        _write_json(self.run_dir / "manifest.json", report["run"])
+        write_episodes_file(self.run_dir / "episodes.jsonl", eps)
+        if self.settings.json:
+            _write_json(Path(self.settings.json), report)
+        if self.settings.episodes:
+            write_episodes_file(Path(self.settings.episodes), eps)
+        return report
+
+
+def write_episodes_file(path: Path, eps: list[Episode]) -> None:
+    from .episodes import write_episodes
+
+    tmp = path.with_name(path.name + ".tmp")
+    write_episodes(tmp, eps)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+__all__ = ["ItemSpec", "SkillbenchSession", "item_name", "keyword", "read_episodes"]

@@ -1,0 +1,138 @@
+"""Settings: command-line options merged over ``[tool.skillbench]`` in pyproject.toml.
+
+Precedence: command line > pyproject.toml > built-in default. Every option is settable in both places under
+the same name with dashes or underscores (``max-new-tokens`` / ``max_new_tokens``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .errors import SkillbenchError
+
+JUDGES = ("deterministic", "deterministic-mixed", "llm-only", "both")
+
+
+@dataclass
+class Settings:
+    student: list[str] = field(default_factory=list)
+    condition: list[str] = field(default_factory=lambda: ["baseline", "curated"])
+    judge: str = "deterministic"
+    bench: str = "bundled"
+    catalog: str | None = None
+    split: str = "holdout"
+    max_new_tokens: int = 512
+    batch_size: int = 16
+    device: str | None = None
+    dtype: str | None = None
+    repetition_penalty: float = 1.05
+    cache: str | None = None
+    json: str | None = None
+    episodes: str | None = None
+    run_dir: str | None = None
+    seed: int = 20251122
+    resamples: int = 10_000
+    thinking: str | None = None
+    judge_backend: str = "anthropic"
+    judge_model: str | None = None
+    judge_concurrency: int = 8
+    judge_base_url: str | None = None
+    judge_api_key_env: str | None = None
+    rejudge: bool = False
+    sft_pair: list[str] = field(default_factory=list)
+    allow_path_mismatch: bool = False
+    gate: list[str] = field(default_factory=list)
+    gate_against: str | None = None
+    gate_margin: float = 0.0
+    students: dict = field(default_factory=dict)  # the registry
+
+
+# option dest -> settings field
+OPTION_DESTS = {
+    "skillbench_student": "student", "skillbench_condition": "condition", "skillbench_judge": "judge",
+    "skillbench_bench": "bench", "skillbench_catalog": "catalog", "skillbench_split": "split",
+    "skillbench_max_new_tokens": "max_new_tokens", "skillbench_batch_size": "batch_size",
+    "skillbench_device": "device", "skillbench_dtype": "dtype",
+    "skillbench_repetition_penalty": "repetition_penalty", "skillbench_cache": "cache",
+    "skillbench_json": "json", "skillbench_episodes": "episodes", "skillbench_run_dir": "run_dir",
+    "skillbench_seed": "seed", "skillbench_thinking": "thinking", "skillbench_judge_backend": "judge_backend",
+    "skillbench_judge_model": "judge_model", "skillbench_judge_concurrency": "judge_concurrency",
+    "skillbench_judge_base_url": "judge_base_url", "skillbench_rejudge": "rejudge",
+    "skillbench_sft_pair": "sft_pair", "skillbench_allow_path_mismatch": "allow_path_mismatch",
+    "skillbench_gate": "gate", "skillbench_gate_against": "gate_against", "skillbench_gate_margin": "gate_margin",
+}
+# pyproject aliases (so the config file can use the option's own name)
+_ALIASES = {"skillbench_cache": "cache", "skillbench_json": "json", "skillbench_episodes": "episodes",
+            "skillbench_rejudge": "rejudge", "skillbench_run_dir": "run_dir"}
+
+
+def read_pyproject(root: Path) -> dict:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SkillbenchError(f"malformed TOML: {exc}", path=path) from None
+    return data.get("tool", {}).get("skillbench", {}) or {}
+
+
+def _coerce(name: str, value, where: str):
+    f = {f.name: f for f in fields(Settings)}[name]
+    default = f.default if f.default is not f.default_factory else None  # noqa: PLR1714
+    typ = str(f.type)
+    try:
+        if typ.startswith("list"):
+            return [str(v) for v in (value if isinstance(value, list) else [value])]
+        if typ == "int":
+            return int(value)
+        if typ == "float":
+            return float(value)
+        if typ == "bool":
+            return bool(value)
+        if typ == "dict":
+            if not isinstance(value, dict):
+                raise TypeError
+            return value
+    except (TypeError, ValueError):
+        raise SkillbenchError(f"{where}: {name} = {value!r} has the wrong type ({typ})") from None
+    del default
+    return None if value is None else str(value)
+
+
+def build_settings(cli: dict, root: Path) -> Settings:
+    """``cli`` maps settings field -> value (None / [] when not given on the command line)."""
+    s = Settings()
+    file_cfg = read_pyproject(root)
+    valid = {f.name for f in fields(Settings)}
+    for raw_key, value in file_cfg.items():
+        key = raw_key.replace("-", "_")
+        key = _ALIASES.get(key, key)
+        if key not in valid:
+            raise SkillbenchError(f"{root / 'pyproject.toml'} [tool.skillbench]: unknown key {raw_key!r}")
+        setattr(s, key, _coerce(key, value, f"{root / 'pyproject.toml'} [tool.skillbench]"))
+    for key, value in cli.items():
+        if value is None or value == [] or value is False:
+            continue
+        setattr(s, key, _coerce(key, value, f"--{key.replace('_', '-')}"))
+    if s.judge not in JUDGES:
+        raise SkillbenchError(f"--judge {s.judge!r} is not one of {', '.join(JUDGES)}")
+    for c in s.condition:
+        if c not in ("baseline", "curated"):
+            raise SkillbenchError(f"--condition {c!r} is not baseline or curated")
+    s.condition = [c for c in ("baseline", "curated") if c in s.condition]
+    for key in ("cache", "json", "episodes", "run_dir"):
+        value = getattr(s, key)
+        if value and not Path(value).expanduser().is_absolute():
+            setattr(s, key, str((root / Path(value).expanduser()).resolve()))
+    if s.bench != "bundled" and not Path(s.bench).is_absolute():
+        s.bench = str((root / s.bench).resolve()) if (root / s.bench).exists() else s.bench
+    if s.catalog and not Path(s.catalog).is_absolute() and (root / s.catalog).exists():
+        s.catalog = str((root / s.catalog).resolve())
+    return s

@@ -1,0 +1,1 @@
+"""Students: registry entries resolved to backends (hf, replay, ...)."""

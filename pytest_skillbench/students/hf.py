@@ -1,0 +1,305 @@
+"""The transformers backend: batched, length-sorted, left-padded greedy generation.
+
+A ``ModelPool`` (one per process, on the session object) loads each base once; several adapters of one
+base share that load through PEFT's named adapters. Device, dtype and model ids are options: nothing here
+assumes a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from ..cache import file_hash
+from ..errors import SkillbenchError
+from .base import Backend, GenRequest, GenResult
+from .embedded import EMBEDDED_NAME, converted_dir
+from .registry import StudentSpec
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+PROBE = [{"role": "user", "content": "Is every square a rectangle? Answer yes or no."}]
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str | None, device: str):
+    import torch
+
+    if dtype in (None, "", "auto"):
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in DTYPES:
+        raise SkillbenchError(f"unknown dtype {dtype!r} (one of {', '.join(DTYPES)})")
+    return getattr(torch, dtype)
+
+
+def resolve_base(base: str | None, cache_dir: str | Path | None) -> str:
+    if base == EMBEDDED_NAME:
+        return str(converted_dir(cache_dir))
+    if not base:
+        raise SkillbenchError("student has no base model")
+    return base
+
+
+def _model_config(path: str) -> dict | None:
+    try:
+        return json.loads((Path(path) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+_SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size")
+
+
+def check_adapter_base(spec: StudentSpec, base_path: str) -> None:
+    """An adapter trained on another base is refused before any model is loaded."""
+    adapter = Path(spec.adapter or "")
+    if not (adapter / "adapter_config.json").is_file():
+        raise SkillbenchError(f"student {spec.name!r}: adapter directory has no adapter_config.json", path=adapter)
+    recorded = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not recorded or recorded in (spec.base, base_path):
+        return
+    a, b = _model_config(recorded), _model_config(base_path)
+    if a is not None and b is not None:
+        diff = [k for k in _SHAPE_KEYS if a.get(k) != b.get(k)]
+        if not diff:
+            return
+        detail = ", ".join(f"{k} {a.get(k)} vs {b.get(k)}" for k in diff)
+        raise SkillbenchError(f"student {spec.name!r}: adapter {adapter} was trained on {recorded}, "
+                              f"not on the registered base {spec.base} ({detail})")
+    if Path(recorded).name != Path(base_path).name:
+        raise SkillbenchError(f"student {spec.name!r}: adapter {adapter} was trained on {recorded!r}, "
+                              f"but the registered base is {spec.base!r}")
+
+
+class ModelPool:
+    """Loads each (base, revision, dtype, device) once per process and attaches named adapters to it."""
+
+    def __init__(self, cache_dir: str | Path | None = None):
+        self.cache_dir = cache_dir
+        self._bases: dict[tuple, dict] = {}
+        self.loads = 0
+
+    def get(self, base_path: str, revision: str | None, dtype, device: str) -> dict:
+        key = (base_path, revision, str(dtype), device)
+        if key not in self._bases:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            kwargs = {"revision": revision} if revision else {}
+            try:
+                tok = AutoTokenizer.from_pretrained(base_path, **kwargs)
+                model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype, **kwargs)
+            except OSError as exc:
+                raise SkillbenchError(f"cannot load model {base_path!r}: {exc}") from None
+            model.to(device).eval()
+            tok.padding_side = "left"
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+            self.loads += 1
+            self._bases[key] = {"model": model, "tokenizer": tok, "adapters": {}}
+        return self._bases[key]
+
+    def attach(self, entry: dict, adapter_path: str, name: str) -> None:
+        if name in entry["adapters"]:
+            return
+        from peft import PeftModel
+
+        try:
+            if isinstance(entry["model"], PeftModel):
+                entry["model"].load_adapter(adapter_path, adapter_name=name)
+            else:
+                entry["model"] = PeftModel.from_pretrained(entry["model"], adapter_path, adapter_name=name)
+            entry["model"].eval()
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise SkillbenchError(f"adapter {adapter_path} does not fit its base: {str(exc).splitlines()[0]}") from None
+        entry["adapters"][name] = adapter_path
+
+
+def _adapter_key(name: str) -> str:
+    return "a" + hashlib.sha1(name.encode()).hexdigest()[:10]
+
+
+class HFBackend(Backend):
+    def __init__(self, spec: StudentSpec, pool: ModelPool, *, max_new_tokens: int, batch_size: int,
+                 device: str | None, dtype: str | None, repetition_penalty: float, cache_dir=None,
+                 verify_adapter: bool = True):
+        self.spec = spec
+        self.pool = pool
+        self.max_new_tokens = int(spec.max_new_tokens or max_new_tokens)
+        self.batch_size = max(1, int(batch_size))
+        self.device = resolve_device(spec.device or device)
+        self.dtype = resolve_dtype(spec.dtype or dtype, self.device)
+        self.repetition_penalty = float(spec.repetition_penalty or repetition_penalty)
+        self.cache_dir = cache_dir
+        self.base_path = resolve_base(spec.base, cache_dir)
+        if spec.adapter:
+            check_adapter_base(spec, self.base_path)
+        self.verify_adapter = verify_adapter
+        self._entry: dict | None = None
+        self._fp: dict | None = None
+        self.forward_batches = 0
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self) -> dict:
+        if self._entry is None:
+            entry = self.pool.get(self.base_path, self.spec.revision, self.dtype, self.device)
+            if self.spec.adapter:
+                self.pool.attach(entry, self.spec.adapter, _adapter_key(self.spec.adapter))
+                if self.verify_adapter:
+                    self._check_adapter_changes_logits(entry)
+            self._entry = entry
+        return self._entry
+
+    def _model_ctx(self, entry: dict):
+        import contextlib
+
+        model = entry["model"]
+        if self.spec.adapter:
+            model.set_adapter(_adapter_key(self.spec.adapter))
+            return contextlib.nullcontext(model)
+        if entry["adapters"]:
+            ctx = model.disable_adapter()
+
+            class _Ctx:
+                def __enter__(self_inner):
+                    ctx.__enter__()
+                    return model
+
+                def __exit__(self_inner, *a):
+                    return ctx.__exit__(*a)
+
+            return _Ctx()
+        return contextlib.nullcontext(model)
+
+    def _check_adapter_changes_logits(self, entry: dict) -> None:
+        """An adapter that leaves the logits unchanged would silently evaluate as its base: refuse it."""
+        import torch
+
+        tok, model = entry["tokenizer"], entry["model"]
+        text = tok.apply_chat_template(PROBE, add_generation_prompt=True, tokenize=False)
+        ids = tok(text, return_tensors="pt", add_special_tokens=False).to(self.device)
+        model.set_adapter(_adapter_key(self.spec.adapter))
+        with torch.no_grad():
+            with_adapter = model(**ids).logits.float()
+            with model.disable_adapter():
+                without = model(**ids).logits.float()
+        if torch.max(torch.abs(with_adapter - without)).item() < 1e-6:
+            raise SkillbenchError(f"student {self.spec.name!r}: adapter {self.spec.adapter} does not change the "
+                                  "model's logits on a probe prompt (untrained, or not applied)")
+
+    # -- provenance ------------------------------------------------------------------------------
+    def _tokenizer_template(self) -> str:
+        if self._entry is not None:
+            return self._entry["tokenizer"].chat_template or ""
+        for cand in (Path(self.spec.adapter or ""), Path(self.base_path)):
+            cfg = cand / "tokenizer_config.json"
+            jinja = cand / "chat_template.jinja"
+            if jinja.is_file():
+                return jinja.read_text()
+            if cfg.is_file():
+                try:
+                    return json.loads(cfg.read_text()).get("chat_template") or ""
+                except json.JSONDecodeError:
+                    pass
+        return ""
+
+    def generation_config(self) -> dict:
+        return {"do_sample": False, "max_new_tokens": self.max_new_tokens,
+                "repetition_penalty": self.repetition_penalty, "thinking": self.spec.thinking}
+
+    def fingerprint(self) -> dict:
+        if self._fp is None:
+            base = Path(self.base_path)
+            weights = sorted(base.glob("*.safetensors")) + sorted(base.glob("*.bin")) if base.is_dir() else []
+            fp = {"backend": "hf", "base": self.spec.base, "revision": self.spec.revision,
+                  "weights": file_hash(weights, self.cache_dir) if weights else f"hub:{self.base_path}",
+                  "dtype": str(self.dtype).replace("torch.", ""), "quantization": self.spec.quantization,
+                  "chat_template": hashlib.sha256(self._tokenizer_template().encode()).hexdigest()[:16],
+                  "generation": self.generation_config()}
+            if self.spec.adapter:
+                ad = Path(self.spec.adapter)
+                fp["adapter"] = file_hash(sorted(ad.glob("adapter_model.*")) + [ad / "adapter_config.json"],
+                                          self.cache_dir)
+            self._fp = fp
+        return self._fp
+
+    def path_info(self) -> dict:
+        info = dict(self.fingerprint())
+        info.update({"device": self.device, "base_path": self.base_path, "adapter_path": self.spec.adapter,
+                     "batch_size": self.batch_size})
+        trained = _trained_template_hash(self.spec.adapter)
+        if trained:
+            info["trained_chat_template"] = trained
+        return info
+
+    # -- generation ------------------------------------------------------------------------------
+    def render(self, req: GenRequest) -> str:
+        tok = self._load()["tokenizer"]
+        kwargs = {"enable_thinking": False} if self.spec.thinking == "disable" else {}
+        return tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False, **kwargs)
+
+    def generate(self, requests: list[GenRequest], progress=None, on_result=None) -> list[GenResult]:
+        import torch
+
+        if not requests:
+            return []
+        entry = self._load()
+        tok = entry["tokenizer"]
+        texts = [self.render(r) for r in requests]
+        enc = tok(texts, add_special_tokens=False)["input_ids"]
+        order = sorted(range(len(requests)), key=lambda i: -len(enc[i]))
+        results: list[GenResult | None] = [None] * len(requests)
+        done, gen_tokens = 0, 0
+        eos = tok.eos_token_id
+        with self._model_ctx(entry) as model:
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = tok.pad({"input_ids": [enc[i] for i in idx]}, padding=True, return_tensors="pt")
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                with torch.no_grad():
+                    out = model.generate(**batch, do_sample=False, max_new_tokens=self.max_new_tokens,
+                                         repetition_penalty=self.repetition_penalty, pad_token_id=tok.pad_token_id,
+                                         temperature=None, top_p=None, top_k=None)
+                self.forward_batches += 1
+                new = out[:, batch["input_ids"].shape[1]:].tolist()
+                for j, i in enumerate(idx):
+                    ids = new[j]
+                    n = len(ids)
+                    for k, t in enumerate(ids):
+                        if t == eos or t == tok.pad_token_id:
+                            n = k
+                            break
+                    res = GenResult(text=tok.decode(ids[:n], skip_special_tokens=True), gen_tokens=n)
+                    results[i] = res
+                    gen_tokens += n
+                    if on_result:
+                        on_result(requests[i], res)
+                done += len(idx)
+                if progress:
+                    progress(done, len(requests), gen_tokens)
+        return results  # type: ignore[return-value]
+
+
+def _trained_template_hash(adapter: str | None) -> str | None:
+    if not adapter:
+        return None
+    for cand in (Path(adapter) / "training_manifest.json", Path(adapter).parent / "training_manifest.json"):
+        if cand.is_file():
+            try:
+                return json.loads(cand.read_text()).get("chat_template_hash")
+            except json.JSONDecodeError:
+                return None
+    return None

@@ -1,0 +1,146 @@
+"""Student specs: what ``--student NAME`` means.
+
+Resolution order: ``replay:PATH``; a student registered under ``[tool.skillbench.students.NAME]``; the
+built-in ``smollm2-135m``; a directory holding ``adapter_config.json`` (a PEFT adapter) or
+``config.json`` (a full model). ``NAME@checkpoint-N`` selects a checkpoint of a registered adapter's
+training run. Anything else is one clear error at session start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import SkillbenchError
+from .embedded import EMBEDDED_NAME
+
+BACKENDS = ("hf", "replay", "openai", "anthropic")
+THINKING = ("keep", "strip", "disable")
+STUDENT_FIELDS = ("base", "adapter", "backend", "dtype", "revision", "max_new_tokens", "thinking",
+                  "base_student", "device", "path", "base_url", "model", "api_key_env", "concurrency",
+                  "repetition_penalty", "quantization")
+
+
+@dataclass
+class StudentSpec:
+    name: str
+    backend: str = "hf"
+    base: str | None = None
+    adapter: str | None = None
+    dtype: str | None = None
+    revision: str | None = None
+    max_new_tokens: int | None = None
+    thinking: str = "keep"
+    base_student: str | None = None
+    device: str | None = None
+    path: str | None = None  # replay: episodes JSONL
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = None
+    repetition_penalty: float | None = None
+    quantization: str | None = None
+    origin: str = field(default="", compare=False)
+
+    @property
+    def is_local_model(self) -> bool:
+        return self.backend == "hf"
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _adapter_base(adapter_dir: Path) -> str | None:
+    try:
+        cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SkillbenchError(f"unreadable adapter_config.json: {exc}", path=adapter_dir) from None
+    return cfg.get("base_model_name_or_path")
+
+
+def _from_registry(name: str, entry: object, root: Path) -> StudentSpec:
+    where = f"[tool.skillbench.students.\"{name}\"]"
+    if not isinstance(entry, dict):
+        raise SkillbenchError(f"{where} must be a table")
+    unknown = sorted(set(entry) - set(STUDENT_FIELDS))
+    if unknown:
+        raise SkillbenchError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(STUDENT_FIELDS)})")
+    spec = StudentSpec(name=name, origin=where, **{k: entry[k] for k in entry})
+    if spec.backend not in BACKENDS:
+        raise SkillbenchError(f"{where}: backend {spec.backend!r} is not one of {', '.join(BACKENDS)}")
+    if spec.thinking not in THINKING:
+        raise SkillbenchError(f"{where}: thinking {spec.thinking!r} is not one of {', '.join(THINKING)}")
+    for key in ("adapter", "path"):
+        value = getattr(spec, key)
+        if value and not Path(value).is_absolute():
+            setattr(spec, key, str((root / value).resolve()))
+    if spec.base and not Path(spec.base).is_absolute() and (root / spec.base).exists():
+        spec.base = str((root / spec.base).resolve())
+    if spec.backend == "hf" and not spec.base and not spec.adapter:
+        raise SkillbenchError(f"{where}: an hf student needs `base` (model id or path) or `adapter`")
+    if spec.backend == "replay" and not spec.path:
+        raise SkillbenchError(f"{where}: a replay student needs `path` (an episodes JSONL)")
+    return spec
+
+
+def resolve_student(name: str, registry: dict, root: Path) -> StudentSpec:
+    """Turn a ``--student`` value into a spec (no model is loaded here)."""
+    if name.startswith("replay:"):
+        path = Path(name[len("replay:"):]).expanduser()
+        if not path.is_absolute():
+            path = (root / path) if (root / path).exists() else path.resolve()
+        if not path.is_file():
+            raise SkillbenchError("replay file not found", path=path)
+        return StudentSpec(name=_replay_name(path), backend="replay", path=str(path), origin=name)
+    checkpoint = None
+    if "@" in name:
+        name, checkpoint = name.split("@", 1)
+    if name in registry:
+        spec = _from_registry(name, registry[name], root)
+    elif name == EMBEDDED_NAME:
+        spec = StudentSpec(name=EMBEDDED_NAME, backend="hf", base=EMBEDDED_NAME, origin="built-in")
+    else:
+        path = Path(name).expanduser()
+        if path.is_dir() and (path / "adapter_config.json").is_file():
+            spec = StudentSpec(name=path.name, backend="hf", base=_adapter_base(path), adapter=str(path.resolve()),
+                               origin=str(path))
+        elif path.is_dir() and (path / "config.json").is_file():
+            spec = StudentSpec(name=path.name, backend="hf", base=str(path.resolve()), origin=str(path))
+        else:
+            known = sorted(set(registry) | {EMBEDDED_NAME})
+            raise SkillbenchError(f"unknown student {name!r}: not registered under [tool.skillbench.students] "
+                                  f"(known: {', '.join(known)}), not built in, and not a model or adapter "
+                                  "directory")
+    if checkpoint:
+        spec = _checkpoint_spec(spec, checkpoint)
+    return spec
+
+
+def _checkpoint_spec(spec: StudentSpec, checkpoint: str) -> StudentSpec:
+    """``NAME@checkpoint-50``: the same student with the adapter/model of that training checkpoint."""
+    run_dir = Path(spec.adapter or spec.base or "")
+    cand = run_dir / checkpoint
+    if not cand.is_dir():
+        raise SkillbenchError(f"student {spec.name!r} has no checkpoint {checkpoint!r}", path=cand)
+    new = StudentSpec(**{k: v for k, v in asdict(spec).items()})
+    new.name = f"{spec.name}@{checkpoint}"
+    if (cand / "adapter_config.json").is_file():
+        new.adapter = str(cand)
+    else:
+        new.base, new.adapter = str(cand), None
+    return new
+
+
+def _replay_name(path: Path) -> str:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    student = json.loads(line).get("student")
+                except (json.JSONDecodeError, AttributeError):
+                    break
+                if student:
+                    return str(student)
+                break
+    return path.stem
