@@ -11,6 +11,10 @@ import sys
 
 from .errors import SkillbenchError
 
+# Each module here exposes ``register(subparsers)`` adding its subcommands (kept out of this file so
+# every concept keeps its command next to its code).
+COMMAND_MODULES: list[str] = []
+
 
 def _cmd_validate(args) -> int:
     from .bench.validate import validate
@@ -55,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the summary as JSON")
     v.add_argument("--per-skill", action="store_true", help="also print counts per skill")
     v.set_defaults(func=_cmd_validate)
+    for module in COMMAND_MODULES:
+        import importlib
+
+        importlib.import_module(f"pytest_skillbench.{module}").register(sub)
     return p
 
 

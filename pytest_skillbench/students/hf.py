@@ -50,7 +50,7 @@ def resolve_base(base: str | None, cache_dir: str | Path | None) -> str:
     if base == EMBEDDED_NAME:
         return str(converted_dir(cache_dir))
     if not base:
-        raise SkillbenchError("student has no base model")
+        raise SkillbenchError("student has no base model (set `base` in its registry entry)")
     return base
 
 
@@ -144,6 +144,13 @@ class HFBackend(Backend):
         self.dtype = resolve_dtype(spec.dtype or dtype, self.device)
         self.repetition_penalty = float(spec.repetition_penalty or repetition_penalty)
         self.cache_dir = cache_dir
+        if spec.adapter:
+            adapter = Path(spec.adapter)
+            if not (adapter / "adapter_config.json").is_file():
+                raise SkillbenchError(f"student {spec.name!r}: adapter directory has no adapter_config.json",
+                                      path=adapter)
+            if not spec.base:
+                spec.base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
         self.base_path = resolve_base(spec.base, cache_dir)
         if spec.adapter:
             check_adapter_base(spec, self.base_path)

@@ -1,0 +1,146 @@
+"""End-to-end plugin behaviour through pytester (real pytest sessions in subprocesses)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import write_replay
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "no:randomly", *args)
+
+
+def test_without_student_plugin_is_inert(pytester):
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    res = run(pytester)
+    res.assert_outcomes(passed=1)
+    assert "= skillbench =" not in res.stdout.str()
+    assert not (pytester.path / ".skillbench").exists()
+
+
+def test_replay_session_report_and_json(pytester, replay_file):
+    out = pytester.path / "r.json"
+    eps = pytester.path / "eps.jsonl"
+    res = run(pytester, "--student", f"replay:{replay_file}", "--skillbench-json", str(out),
+              "--skillbench-episodes", str(eps), "-q")
+    report = json.loads(out.read_text())
+    st = report["students"]["toy"]
+    lines = [json.loads(line) for line in eps.read_text().splitlines()]
+    assert len(lines) == 400
+    for cond in ("baseline", "curated"):
+        c = st["conditions"][cond]
+        rows = [e for e in lines if e["condition"] == cond]
+        assert c["n"] == 200
+        assert c["passed"] == sum(e["verdict"]["status"] == "passed" for e in rows)
+        assert c["unscored"] == sum(e["verdict"]["status"] == "unscored" for e in rows)
+        assert c["pass_rate"] == pytest.approx(c["passed"] / (c["passed"] + c["failed"]))
+        assert c["ci95"][0] < c["pass_rate"] < c["ci95"][1]
+    d = st["delta"]
+    assert set(d) >= {"value", "ci95", "n_pairs", "mcnemar"}
+    assert set(d["mcnemar"]) == {"b", "c", "statistic", "p", "method"}
+    outcomes = res.parseoutcomes()
+    total_passed = sum(st["conditions"][c]["passed"] for c in ("baseline", "curated"))
+    assert outcomes["passed"] == total_passed
+    assert outcomes["unscored"] == sum(st["conditions"][c]["unscored"] for c in ("baseline", "curated"))
+    assert "Δ toy" in res.stdout.str()
+    assert "run" in report and report["run"]["bench_hash"]
+
+
+def test_failure_message_is_three_lines_no_traceback(pytester, tmp_path, bundled_bench):
+    task = next(t for t in bundled_bench.split("holdout") if t.query_type == "YES_NO")
+    wrong = "no" if task.answer == "yes" else "yes"
+    f = tmp_path / "w.jsonl"
+    f.write_text(json.dumps({"task_uid": task.task_uid, "condition": "baseline", "response": f"ANSWER: {wrong}"}))
+    res = run(pytester, "--student", f"replay:{f}", "--condition", "baseline", "-k", task.task_uid)
+    res.assert_outcomes(failed=1)
+    out = res.stdout.str()
+    assert f"expected:  {task.answer}" in out and f"extracted: {wrong}" in out and "rationale:" in out
+    assert "Traceback" not in out and "site-packages" not in out
+
+
+def test_item_ids_keywords_and_markers(pytester, replay_file, bundled_bench):
+    res = run(pytester, "--student", f"replay:{replay_file}", "--collect-only", "-q", "--strict-markers")
+    ids = [line for line in res.stdout.lines if "::" in line]
+    assert len(ids) == 400
+    t = bundled_bench.split("holdout")[0]
+    assert f"holdout.jsonl::{t.skill}[toy-baseline-{t.task_uid}]" in ids
+    res2 = run(pytester, "--student", f"replay:{replay_file}", "--collect-only", "-q")
+    assert [line for line in res2.stdout.lines if "::" in line] == ids  # deterministic order
+
+    res = run(pytester, "--student", f"replay:{replay_file}", "--collect-only", "-q", "-k", "modus_ponens")
+    sel = [line for line in res.stdout.lines if "::" in line]
+    assert len(sel) == 10 and all("modus-ponens[" in s for s in sel)
+
+    res = run(pytester, "--student", f"replay:{replay_file}", "--collect-only", "-q", "-k", "curated and not yes_no")
+    sel = [line for line in res.stdout.lines if "::" in line]
+    n_other = sum(t.query_type != "YES_NO" for t in bundled_bench.split("holdout"))
+    assert len(sel) == n_other and all("-curated-" in s for s in sel)
+
+    res = run(pytester, "--student", f"replay:{replay_file}", "--collect-only", "-q", "-m", "baseline and logical",
+              "--strict-markers")
+    assert res.ret == 0
+    sel = [line for line in res.stdout.lines if "::" in line]
+    assert sel and all("-baseline-" in s for s in sel)
+
+
+def test_last_failed_reruns_only_failures(pytester, replay_file):
+    first = run(pytester, "--student", f"replay:{replay_file}", "-q")
+    failed = first.parseoutcomes()["failed"]
+    second = run(pytester, "--student", f"replay:{replay_file}", "-q", "--lf")
+    second.assert_outcomes(failed=failed, deselected=400 - failed)
+
+
+def test_xdist_gives_the_same_numbers(pytester, replay_file):
+    reports = []
+    for n in ("0", "2"):
+        out = pytester.path / f"r{n}.json"
+        run(pytester, "--student", f"replay:{replay_file}", "-n", n, "--skillbench-json", str(out), "-q")
+        rep = json.loads(out.read_text())
+        reports.append(rep["students"])
+    assert reports[0] == reports[1]
+
+
+def test_unknown_student_is_one_clear_error(pytester):
+    res = run(pytester, "--student", "no-such-student")
+    assert res.ret == 4
+    err = res.stderr.str()
+    assert "unknown student 'no-such-student'" in err
+    assert "Traceback" not in err
+
+
+def test_broken_registry_entry_is_one_error(pytester):
+    pytester.makepyprojecttoml('[tool.skillbench.students."v2.0"]\nbackend = "hf"\nadapter = "missing-dir"\n')
+    res = run(pytester, "--student", "v2.0")
+    assert res.ret == 4
+    assert "adapter directory has no adapter_config.json" in res.stderr.str()
+    assert res.stderr.str().count("skillbench:") == 1
+
+
+def test_llm_judge_mode_without_backend_is_a_clear_error_or_runs(pytester, replay_file):
+    res = run(pytester, "--student", f"replay:{replay_file}", "--judge", "bogus")
+    assert res.ret == 4
+
+
+def test_pyproject_settings_apply(pytester, replay_file):
+    pytester.makepyprojecttoml(f'[tool.skillbench]\ncondition = ["curated"]\nskillbench-json = "out.json"\n')
+    run(pytester, "--student", f"replay:{replay_file}", "-q")
+    rep = json.loads((pytester.path / "out.json").read_text())
+    assert list(rep["students"]["toy"]["conditions"]) == ["curated"]
+
+
+def test_replay_missing_response_is_error_not_failure(pytester, tmp_path, bundled_bench):
+    tasks = bundled_bench.split("holdout")[:3]
+    f = write_replay(tmp_path / "part.jsonl", tasks[:2], student="part", p_right=1.0, p_format=1.0)
+    out = pytester.path / "r.json"
+    res = run(pytester, "--student", f"replay:{f}", "-k", " or ".join(t.task_uid for t in tasks),
+              "--skillbench-json", str(out))
+    rep = json.loads(out.read_text())["students"]["part"]["conditions"]
+    # two tasks answered right in both conditions, the third has no stored response: error, not failed
+    assert rep["baseline"]["errors"] == 1 and rep["baseline"]["failed"] == 0
+    assert res.ret != 0
+    assert "WARNING" in res.stdout.str()
