@@ -73,7 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = build_settings(_cli_values(config), config.rootpath)
         session = SkillbenchSession(settings, config.rootpath, is_worker=workerinput is not None,
-                                    run_dir=(workerinput or {}).get("skillbench_run_dir"))
+                                    run_dir=(workerinput or {}).get("skillbench_run_dir"),
+                                    write=_live_writer(config))
     except SkillbenchError as exc:
         raise pytest.UsageError(f"skillbench: {exc}") from None
     config.stash[SESSION_KEY] = session
@@ -85,6 +86,23 @@ def pytest_configure(config: pytest.Config) -> None:
         if (workerinput is None and getattr(config.option, "dist", "no") == "load"
                 and any(s.is_local_model for s in session.specs.values())):
             config.option.dist = "loadgroup"
+
+
+def _live_writer(config: pytest.Config):
+    """Progress lines that reach the terminal even while pytest captures output."""
+    import sys
+
+    def write(line: str) -> None:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        if tr is not None and capman is not None and not hasattr(config, "workerinput"):
+            with capman.global_and_fixture_disabled():
+                tr.write_line(line)
+        else:
+            sys.__stderr__.write(line + "\n")
+            sys.__stderr__.flush()
+
+    return write
 
 
 class _XdistHooks:

@@ -1,0 +1,513 @@
+"""Analysis from stored episodes: SFT contribution, cross-model comparisons, multiplicity, per-skill tables,
+diagnostics, and the offline ``skillbench report`` command.
+
+Everything here is recomputed from episodes (and the run manifests beside them): no model is loaded.
+``analyse`` returns the report sections added to ``build_report``'s output:
+
+* ``sft_contribution``: for STUDENT fine-tuned from BASE (``--sft-pair STUDENT=BASE`` or ``base_student``
+  in the registry), ΔBL = mean(S_baseline - B_baseline), ΔCU = mean(S_curated - B_curated) and
+  Δ-lift = Δ_S - Δ_B = mean((S_cu - S_bl) - (B_cu - B_bl)), each over the tasks scored on both sides with
+  a paired bootstrap 95% CI over tasks;
+* ``comparisons``: for every two students on the same tasks, Δ_A - Δ_B with a bootstrap CI (each model
+  resampled independently, as the reference study's saturation test) and one-sided p = share of
+  resamples with Δ_A - Δ_B <= 0;
+* ``multiplicity``: Holm and Bonferroni adjusted p across the per-student McNemar tests, and which
+  survive at alpha = 0.05;
+* ``per_skill``: pass rate by skill and condition, Δ per skill, lift / flat / regression groups, Spearman
+  rho between per-skill baseline pass rate and per-skill Δ (with the number of tied skills), and each
+  pass rate's standard error clustered by skill;
+* ``diagnostics``: format compliance, phantom skill block rate, thinking policy, chat-template warnings;
+* ``provenance``: each student's inference path, as compared by the matched-path guard.
+
+Comparisons across students whose inference paths differ are refused (see ``provenance``); with
+``allow_path_mismatch`` they are computed and every affected entry carries ``path_mismatch``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import stats
+from .episodes import Episode, read_episodes
+from .errors import SkillbenchError
+from .provenance import check_paths, inference_path, path_differences, template_warnings
+
+ALPHA = 0.05
+
+
+# -- loading ------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One stored run: its directory (or episodes file), episodes and manifest."""
+
+    source: Path
+    episodes: list[Episode]
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.source.name if self.source.is_dir() else self.source.stem
+
+
+def _read_shards(run_dir: Path) -> list[Episode]:
+    """Episodes of a run that stopped before writing episodes.jsonl (last record of a key wins)."""
+    latest: dict[tuple[str, str, str], Episode] = {}
+    for shard in sorted((run_dir / "shards").glob("*.jsonl")):
+        for ep in read_episodes(shard):
+            latest[(ep.student, ep.condition, ep.task_uid)] = ep
+    return [latest[k] for k in sorted(latest)]
+
+
+def read_run(path: str | Path) -> Run:
+    """A run directory (episodes.jsonl + manifest.json, or only shards/) or an episodes JSONL file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        eps_file = path / "episodes.jsonl"
+        if eps_file.is_file():
+            eps = read_episodes(eps_file)
+        elif (path / "shards").is_dir():
+            eps = _read_shards(path)
+        else:
+            raise SkillbenchError("not a run directory (no episodes.jsonl)", path=path)
+        man_file = path / "manifest.json"
+    elif path.is_file():
+        eps = read_episodes(path)
+        man_file = path.parent / "manifest.json"
+        if not (path.parent / "episodes.jsonl").resolve() == path.resolve():
+            man_file = path.with_name(path.stem + ".manifest.json")
+    else:
+        raise SkillbenchError("no such run directory or episodes file", path=path)
+    manifest = {}
+    if man_file.is_file():
+        try:
+            manifest = json.loads(man_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SkillbenchError(f"malformed manifest: {exc.msg}", path=man_file, line=exc.lineno) from None
+    return Run(source=path, episodes=eps, manifest=manifest)
+
+
+COLUMNS = ("run", "student", "condition", "task_uid", "skill", "category", "query_type", "status", "scored",
+           "passed", "format_ok", "judge", "reason", "expected", "extracted", "rationale", "response",
+           "gen_tokens")
+
+
+def episodes_frame(episodes: list[Episode], run: str = ""):
+    import pandas as pd
+
+    rows = []
+    for e in episodes:
+        v = e.verdict
+        rows.append({"run": run, "student": e.student, "condition": e.condition, "task_uid": e.task_uid,
+                     "skill": e.skill, "category": e.category, "query_type": e.query_type, "status": v.status,
+                     "scored": v.scored, "passed": (1.0 if v.status == "passed" else 0.0) if v.scored else np.nan,
+                     "format_ok": bool(v.format_ok), "judge": v.judge, "reason": v.reason,
+                     "expected": v.expected, "extracted": v.extracted, "rationale": v.rationale,
+                     "response": e.response, "gen_tokens": e.gen_tokens})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def load_episodes(path):
+    """One row per episode (pandas DataFrame) from a run directory or an episodes JSONL file.
+
+    Columns: run, student, condition, task_uid, skill, category, query_type, status (passed | failed |
+    unscored | error), scored, passed (1.0 / 0.0, NaN when not scored), format_ok, judge, reason,
+    expected, extracted, rationale, response, gen_tokens. Several paths (a list) are concatenated.
+    """
+    import pandas as pd
+
+    if isinstance(path, (list, tuple)):
+        frames = [load_episodes(p) for p in path]
+        return pd.concat(frames, ignore_index=True) if frames else episodes_frame([])
+    run = read_run(path)
+    return episodes_frame(run.episodes, run.label)
+
+
+def merge_runs(runs: list[Run]) -> tuple[list[Episode], dict]:
+    """Episodes and one manifest for several runs; a student present in several runs gets ``@RUN``."""
+    if len(runs) == 1:
+        return runs[0].episodes, runs[0].manifest
+    seen: dict[str, int] = defaultdict(int)
+    for r in runs:
+        for name in {e.student for e in r.episodes}:
+            seen[name] += 1
+    episodes: list[Episode] = []
+    students: dict[str, dict] = {}
+    labels = []
+    for r in runs:
+        label = r.label
+        while label in labels:
+            label += "'"
+        labels.append(label)
+        mstudents = r.manifest.get("students") or {}
+        names = list(mstudents) + sorted({e.student for e in r.episodes} - set(mstudents))
+        rename = {n: (f"{n}@{label}" if seen[n] > 1 else n) for n in names}
+        for n in names:
+            if n not in {e.student for e in r.episodes}:
+                continue
+            entry = dict(mstudents.get(n) or {})
+            entry.setdefault("judge", r.manifest.get("judge"))
+            entry["run"] = str(r.source)
+            students[rename[n]] = entry
+        for e in r.episodes:
+            episodes.append(Episode.from_dict({**e.to_dict(), "student": rename.get(e.student, e.student)}))
+    manifest = {"runs": [{"source": str(r.source), **{k: v for k, v in r.manifest.items() if k != "students"}}
+                         for r in runs],
+                "students": students, "sft_pairs": sorted({p for r in runs for p in r.manifest.get("sft_pairs", [])})}
+    return episodes, manifest
+
+
+# -- per-task outcomes --------------------------------------------------------------------------------
+def outcomes(eps: list[Episode]) -> dict[str, dict[str, int]]:
+    """{condition: {task_uid: 1 | 0}} over scored episodes."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for e in eps:
+        if e.verdict.scored:
+            out[e.condition][e.task_uid] = 1 if e.verdict.status == "passed" else 0
+    return out
+
+
+def _paired(o: dict[str, dict[str, int]]) -> dict[str, int]:
+    """{task_uid: curated - baseline} over tasks scored in both conditions."""
+    bl, cu = o.get("baseline", {}), o.get("curated", {})
+    return {u: cu[u] - bl[u] for u in bl if u in cu}
+
+
+def _estimate(diff: list[float], seed: int, resamples: int) -> dict:
+    d = np.asarray(diff, dtype=float)
+    if d.size == 0:
+        return {"value": None, "ci95": None, "n": 0}
+    lo, hi = stats.paired_bootstrap(d, resamples=resamples, seed=seed)
+    return {"value": float(d.mean()), "ci95": [lo, hi], "n": int(d.size)}
+
+
+# -- SFT contribution ---------------------------------------------------------------------------------
+def parse_sft_pairs(values: list[str] | None) -> list[tuple[str, str]]:
+    out = []
+    for v in values or []:
+        if "=" not in v or not all(p.strip() for p in v.split("=", 1)):
+            raise SkillbenchError(f"--sft-pair {v!r}: expected STUDENT=BASE_STUDENT")
+        s, b = v.split("=", 1)
+        out.append((s.strip(), b.strip()))
+    return out
+
+
+def declared_sft_pairs(run: dict, explicit: list[str] | None = None) -> list[tuple[str, str]]:
+    """``--sft-pair`` values, the run's recorded pairs and ``base_student`` of registry entries (deduplicated)."""
+    pairs = parse_sft_pairs(list(explicit or []) + list(run.get("sft_pairs") or []))
+    for name, entry in (run.get("students") or {}).items():
+        base = ((entry or {}).get("spec") or {}).get("base_student")
+        if base:
+            pairs.append((name, base))
+    seen, out = set(), []
+    for p in pairs:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+def sft_contribution(student_eps: list[Episode], base_eps: list[Episode], *, seed: int, resamples: int) -> dict:
+    s, b = outcomes(student_eps), outcomes(base_eps)
+
+    def lift(cond: str) -> dict:
+        sc, bc = s.get(cond, {}), b.get(cond, {})
+        uids = sorted(u for u in sc if u in bc)
+        return _estimate([sc[u] - bc[u] for u in uids], seed, resamples)
+
+    ds, db = _paired(s), _paired(b)
+    uids = sorted(u for u in ds if u in db)
+    dl = _estimate([ds[u] - db[u] for u in uids], seed, resamples)
+    rate = lambda o, c: (float(np.mean(list(o[c].values()))) if o.get(c) else None)  # noqa: E731
+    return {"baseline_lift": lift("baseline"), "curated_lift": lift("curated"), "delta_lift": dl,
+            "student_delta": float(np.mean([ds[u] for u in uids])) if uids else None,
+            "base_delta": float(np.mean([db[u] for u in uids])) if uids else None,
+            "pass_rates": {"student": {c: rate(s, c) for c in ("baseline", "curated")},
+                           "base": {c: rate(b, c) for c in ("baseline", "curated")}}}
+
+
+# -- per skill ----------------------------------------------------------------------------------------
+def per_skill(eps: list[Episode], flat_band: float = 0.0) -> dict:
+    by_skill: dict[str, list[Episode]] = defaultdict(list)
+    for e in eps:
+        by_skill[e.skill].append(e)
+    skills = {}
+    groups = {"lift": [], "flat": [], "regression": []}
+    xs, ys = [], []
+    for skill in sorted(by_skill):
+        o = outcomes(by_skill[skill])
+        entry: dict = {}
+        for cond in ("baseline", "curated"):
+            vals = list(o.get(cond, {}).values())
+            if vals or any(e.condition == cond for e in by_skill[skill]):
+                entry[cond] = {"n": len(vals), "passed": int(sum(vals)),
+                               "pass_rate": float(np.mean(vals)) if vals else None}
+        d = _paired(o)
+        entry["n_pairs"] = len(d)
+        entry["delta"] = float(np.mean(list(d.values()))) if d else None
+        if entry["delta"] is not None:
+            g = "lift" if entry["delta"] > flat_band else "regression" if entry["delta"] < -flat_band else "flat"
+            entry["group"] = g
+            groups[g].append(skill)
+            bl = entry.get("baseline", {}).get("pass_rate")
+            if bl is not None:
+                xs.append(bl)
+                ys.append(entry["delta"])
+        skills[skill] = entry
+    se = {}
+    for cond in ("baseline", "curated"):
+        rows = [e for e in eps if e.condition == cond and e.verdict.scored]
+        if rows:
+            se[cond] = stats.clustered_se(np.array([e.verdict.status == "passed" for e in rows], dtype=float),
+                                          [e.skill for e in rows])
+    return {"skills": skills, "groups": groups, "flat_band": flat_band,
+            "spearman_baseline_vs_delta": stats.spearman(xs, ys), "clustered_se": se}
+
+
+# -- the sections -------------------------------------------------------------------------------------
+def multiplicity(students: dict, alpha: float = ALPHA) -> dict:
+    names = [n for n, st in students.items() if st.get("delta")]
+    ps = [students[n]["delta"]["mcnemar"]["p"] for n in names]
+    holm, bonf = stats.holm(ps), stats.bonferroni(ps)
+    tests = [{"student": n, "p": p, "holm": h, "bonferroni": b, "significant_raw": p < alpha,
+              "survives_holm": h < alpha, "survives_bonferroni": b < alpha}
+             for n, p, h, b in zip(names, ps, holm, bonf)]
+    return {"family": "per-student McNemar (baseline vs curated)", "m": len(names), "alpha": alpha,
+            "tests": tests, "survive_holm": [t["student"] for t in tests if t["survives_holm"]],
+            "survive_bonferroni": [t["student"] for t in tests if t["survives_bonferroni"]]}
+
+
+def comparisons(by_student: dict[str, list[Episode]], paths: dict[str, dict], *, allow: bool, seed: int,
+                resamples: int) -> list[dict]:
+    names = [n for n in by_student if _paired(outcomes(by_student[n]))]
+    diffs = {n: _paired(outcomes(by_student[n])) for n in names}
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            uids = sorted(u for u in diffs[a] if u in diffs[b])
+            if not uids:
+                continue
+            entry: dict = {"a": a, "b": b, "n_tasks": len(uids)}
+            mismatch = path_differences(paths.get(a, {}), paths.get(b, {}))
+            if mismatch and not allow:
+                entry.update({"refused": "inference paths differ: " + "; ".join(mismatch),
+                              "path_differences": mismatch})
+                out.append(entry)
+                continue
+            cm = stats.cross_model(np.array([diffs[a][u] for u in uids], dtype=float),
+                                   np.array([diffs[b][u] for u in uids], dtype=float),
+                                   resamples=resamples, seed=seed)
+            entry.update({"difference": cm["difference"], "ci95": cm["ci95"], "one_sided_p": cm["one_sided_p"]})
+            if mismatch:
+                entry["path_mismatch"] = mismatch
+            out.append(entry)
+    return out
+
+
+def diagnostics(by_student: dict[str, list[Episode]], students: dict, run: dict, catalog=None) -> dict:
+    from .diagnostics import phantom_rate
+
+    out: dict = {"students": {}, "template_warnings": template_warnings(run)}
+    for name, eps in by_student.items():
+        conds = (students.get(name) or {}).get("conditions", {})
+        entry = (run.get("students") or {}).get(name) or {}
+        prov = entry.get("provenance") or {}
+        thinking = prov.get("thinking") or ((entry.get("spec") or {}).get("thinking")) or "keep"
+        stripped = sum(1 for e in eps if (e.extra or {}).get("thinking_removed_chars"))
+        out["students"][name] = {
+            "format_compliance": {c: v.get("format_compliance") for c, v in conds.items()},
+            "phantom_skill_block": phantom_rate(eps, catalog),
+            "thinking": {"policy": thinking, "episodes_with_thinking_removed": stripped}}
+    return out
+
+
+def _catalog_for(run: dict):
+    """The catalog named by the run (bundled by default), for verbatim procedure-step matching."""
+    try:
+        from .bench.catalog import load_catalog
+        from .bench import bundled_dir
+
+        src = run.get("catalog")
+        return load_catalog(src if src and Path(src).exists() else bundled_dir("catalog"))
+    except (SkillbenchError, OSError):
+        return None
+
+
+def analyse(episodes: list[Episode], run: dict, students: dict, *, seed: int = stats.DEFAULT_SEED,
+            resamples: int = stats.DEFAULT_RESAMPLES, sft_pairs: list[str] | None = None,
+            allow_path_mismatch: bool | None = None, extra_students: dict | None = None,
+            strict: bool = True, catalog=None) -> dict:
+    """The analysis sections of a report (see the module docstring).
+
+    ``students`` is the report's per-student section (for the McNemar p values and format compliance);
+    ``extra_students`` maps a base student found only in a stored run to ``(episodes, manifest)``.
+    With ``strict`` a declared SFT pair whose paths differ raises; otherwise the entry is ``refused``.
+    """
+    allow = bool(run.get("allow_path_mismatch")) if allow_path_mismatch is None else bool(allow_path_mismatch)
+    by_student: dict[str, list[Episode]] = defaultdict(list)
+    for e in episodes:
+        by_student[e.student].append(e)
+    order = [n for n in (run.get("students") or {}) if n in by_student]
+    order += sorted(n for n in by_student if n not in order)
+    by_student = {n: by_student[n] for n in order}
+    paths = {n: inference_path(run, n) for n in by_student}
+    extra = dict(extra_students or {})
+    for n, (_, man) in extra.items():
+        paths[n] = inference_path(man, n)
+
+    sft: dict = {}
+    for s, b in declared_sft_pairs(run, sft_pairs):
+        if s not in by_student:
+            continue
+        entry: dict = {"base": b}
+        if b in by_student:
+            base_eps = by_student[b]
+        elif b in extra:
+            base_eps = extra[b][0]
+            entry["base_run"] = extra[b][1].get("run_dir") or extra[b][1].get("source")
+        else:
+            entry["missing"] = f"no episodes of {b} in this run or a stored run"
+            sft[s] = entry
+            continue
+        try:
+            mismatch = check_paths("SFT contribution", s, paths[s], b, paths.get(b, {}), allow=allow)
+        except SkillbenchError as exc:
+            if strict:
+                raise
+            entry["refused"] = str(exc)
+            sft[s] = entry
+            continue
+        entry.update(sft_contribution(by_student[s], base_eps, seed=seed, resamples=resamples))
+        if mismatch:
+            entry["path_mismatch"] = mismatch
+        sft[s] = entry
+
+    if catalog is None:
+        catalog = _catalog_for(run)
+    return {
+        "sft_contribution": sft,
+        "comparisons": comparisons(by_student, paths, allow=allow, seed=seed, resamples=resamples),
+        "multiplicity": multiplicity(students),
+        "per_skill": {n: per_skill(eps) for n, eps in by_student.items()},
+        "diagnostics": diagnostics(by_student, students, run, catalog),
+        "provenance": {"paths": paths, "allow_path_mismatch": allow},
+    }
+
+
+# -- offline report -----------------------------------------------------------------------------------
+def report_from_runs(paths: list[str | Path], *, seed: int | None = None, resamples: int | None = None,
+                     sft_pairs: list[str] | None = None, allow_path_mismatch: bool = False,
+                     search_stored: bool = True) -> tuple[dict, list[Episode]]:
+    """Recompute the whole report from stored runs (no model): the ``skillbench report`` command."""
+    from .report.summary import build_report
+
+    runs = [read_run(p) for p in paths]
+    episodes, manifest = merge_runs(runs)
+    first = runs[0].manifest
+    seed = seed if seed is not None else int(first.get("seed") or stats.DEFAULT_SEED)
+    resamples = resamples if resamples is not None else int(first.get("resamples") or stats.DEFAULT_RESAMPLES)
+    present = {e.student for e in episodes}
+    extra = {}
+    if search_stored:
+        for s, b in declared_sft_pairs(manifest, sft_pairs):
+            if s in present and b not in present:
+                found = _stored_base(runs, b, manifest)
+                if found is not None:
+                    extra[b] = found
+    report = build_report(episodes, manifest, seed=seed, resamples=resamples, sft_pairs=sft_pairs,
+                          allow_path_mismatch=allow_path_mismatch or None, extra_students=extra, strict=True)
+    report["sources"] = [str(r.source) for r in runs]
+    return report, episodes
+
+
+def _stored_base(runs: list[Run], base: str, manifest: dict):
+    from .provenance import find_stored_student
+
+    dirs = sorted({(r.source if r.source.is_dir() else r.source.parent).resolve().parent for r in runs})
+    bench_hash = (runs[0].manifest or {}).get("bench_hash")
+    hit = find_stored_student(list(dirs), base, bench_hash)
+    if hit is None:
+        return None
+    run_dir, man = hit
+    eps = [e for e in read_episodes(run_dir / "episodes.jsonl") if e.student == base]
+    man = dict(man)
+    man["run_dir"] = str(run_dir)
+    return eps, man
+
+
+def stored_base_students(session_run: dict, sft_pairs: list[str] | None, present: set[str], dirs: list[Path],
+                         exclude: Path | None = None) -> dict:
+    """For the plugin: bases of declared SFT pairs that are not in this run, from the newest stored run."""
+    from .provenance import find_stored_student
+
+    out = {}
+    for s, b in declared_sft_pairs(session_run, sft_pairs):
+        if s in present and b not in present and b not in out:
+            hit = find_stored_student(dirs, b, session_run.get("bench_hash"), exclude=exclude)
+            if hit is not None:
+                run_dir, man = hit
+                eps = [e for e in read_episodes(run_dir / "episodes.jsonl") if e.student == b]
+                out[b] = (eps, {**man, "run_dir": str(run_dir)})
+    return out
+
+
+def check_declared_pairs(run: dict, sft_pairs: list[str] | None, extra: dict, *, allow: bool) -> None:
+    """Refuse at session start an SFT pair whose inference paths differ (names each difference)."""
+    present = set(run.get("students") or {})
+    for s, b in declared_sft_pairs(run, sft_pairs):
+        if s not in present:
+            continue
+        if b in present:
+            bpath = inference_path(run, b)
+        elif b in extra:
+            bpath = inference_path(extra[b][1], b)
+        else:
+            continue
+        check_paths("SFT contribution", s, inference_path(run, s), b, bpath, allow=allow)
+
+
+def _cmd_report(args) -> int:
+    from .report.terminal import render
+
+    report, episodes = report_from_runs(args.runs, seed=args.seed, resamples=args.resamples,
+                                        sft_pairs=args.sft_pair, allow_path_mismatch=args.allow_path_mismatch)
+    for line in render(report):
+        print(line)
+    if args.per_skill:
+        from .report.terminal import render_per_skill
+
+        for line in render_per_skill(report):
+            print(line)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        print(f"report written to {out}")
+    if args.plots:
+        from .plots import make_plots
+
+        series = [s.strip() for s in args.series.split(",")] if args.series else None
+        files = make_plots(report, args.plots, series=series)
+        print(f"{len(files)} plot(s) written to {args.plots}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="recompute every statistic from stored runs (no model needed)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or episodes JSONL files")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report here")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots to this directory")
+    p.add_argument("--series", default=None, metavar="A,B,C",
+                   help="order of the students in the Δ-across-a-series plot (default: run order)")
+    p.add_argument("--sft-pair", action="append", default=[], metavar="STUDENT=BASE",
+                   help="report the SFT contribution of STUDENT over BASE (repeatable)")
+    p.add_argument("--allow-path-mismatch", action="store_true",
+                   help="compare students whose inference paths differ, flagging every affected line")
+    p.add_argument("--per-skill", action="store_true", help="also print the per-skill tables")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's)")
+    p.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: the run's)")
+    p.set_defaults(func=_cmd_report)
