@@ -25,6 +25,7 @@ Comparisons across students whose inference paths differ are refused (see ``prov
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ def read_run(path: str | Path) -> Run:
     elif path.is_file():
         eps = read_episodes(path)
         man_file = path.parent / "manifest.json"
-        if not (path.parent / "episodes.jsonl").resolve() == path.resolve():
+        if (path.parent / "episodes.jsonl").resolve() != path.resolve():
             man_file = path.with_name(path.stem + ".manifest.json")
     else:
         raise SkillbenchError("no such run directory or episodes file", path=path)
@@ -222,7 +223,9 @@ def sft_contribution(student_eps: list[Episode], base_eps: list[Episode], *, see
     ds, db = _paired(s), _paired(b)
     uids = sorted(u for u in ds if u in db)
     dl = _estimate([ds[u] - db[u] for u in uids], seed, resamples)
-    rate = lambda o, c: (float(np.mean(list(o[c].values()))) if o.get(c) else None)  # noqa: E731
+    def rate(o: dict, c: str) -> float | None:
+        return float(np.mean(list(o[c].values()))) if o.get(c) else None
+
     return {"baseline_lift": lift("baseline"), "curated_lift": lift("curated"), "delta_lift": dl,
             "student_delta": float(np.mean([ds[u] for u in uids])) if uids else None,
             "base_delta": float(np.mean([db[u] for u in uids])) if uids else None,
@@ -326,13 +329,22 @@ def diagnostics(by_student: dict[str, list[Episode]], students: dict, run: dict,
 
 
 def _catalog_for(run: dict):
-    """The catalog named by the run (bundled by default), for verbatim procedure-step matching."""
-    try:
-        from .bench.catalog import load_catalog
-        from .bench import bundled_dir
+    """The run's catalog for verbatim procedure-step matching: the bundled one unless the manifest's
+    catalog hash says otherwise (then only the phrase patterns are used)."""
+    cat = _bundled_catalog()
+    if cat is None:
+        return None
+    wanted = run.get("catalog_hash")
+    return cat if not wanted or wanted == cat.content_hash() else None
 
-        src = run.get("catalog")
-        return load_catalog(src if src and Path(src).exists() else bundled_dir("catalog"))
+
+@functools.lru_cache(maxsize=1)
+def _bundled_catalog():
+    try:
+        from .bench import bundled_dir
+        from .bench.catalog import load_catalog
+
+        return load_catalog(bundled_dir("catalog"))
     except (SkillbenchError, OSError):
         return None
 
@@ -473,7 +485,7 @@ def check_declared_pairs(run: dict, sft_pairs: list[str] | None, extra: dict, *,
 def _cmd_report(args) -> int:
     from .report.terminal import render
 
-    report, episodes = report_from_runs(args.runs, seed=args.seed, resamples=args.resamples,
+    report, _ = report_from_runs(args.runs, seed=args.seed, resamples=args.resamples,
                                         sft_pairs=args.sft_pair, allow_path_mismatch=args.allow_path_mismatch)
     for line in render(report):
         print(line)
@@ -511,3 +523,29 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's)")
     p.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: the run's)")
     p.set_defaults(func=_cmd_report)
+
+
+def session_start_checks(session) -> dict:
+    """At session start: parse ``--sft-pair``, find bases stored in earlier runs, and refuse (one clear
+    error naming each difference) an SFT pair whose inference paths differ unless ``--allow-path-mismatch``.
+
+    Returns the stored bases (``extra_students`` for ``build_report``).
+    """
+    s = session.settings
+    parse_sft_pairs(s.sft_pair)
+    manifest = session.manifest()
+    pairs = declared_sft_pairs(manifest, s.sft_pair)
+    if not pairs:
+        return {}
+    dirs = [session.root / ".skillbench" / "runs", Path(session.run_dir).parent]
+    extra = stored_base_students(manifest, s.sft_pair, set(session.specs), dirs, exclude=session.run_dir)
+    check_declared_pairs(manifest, s.sft_pair, extra, allow=bool(s.allow_path_mismatch))
+    return extra
+
+
+def session_report_options(session) -> dict:
+    """``build_report`` options of a plugin run (never raises at session end: refusals are recorded)."""
+    s = session.settings
+    return {"sft_pairs": list(s.sft_pair), "allow_path_mismatch": bool(s.allow_path_mismatch),
+            "extra_students": getattr(session, "stored_bases", None) or {}, "strict": False,
+            "catalog": session.catalog}

@@ -13,7 +13,8 @@ from .errors import SkillbenchError
 
 # Each module here exposes ``register(subparsers)`` adding its subcommands (kept out of this file so
 # every concept keeps its command next to its code).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["analysis", "runimport", "training_cli", "trajectory", "probe",
+                               "judges.pairwise", "rejudge", "agree", "baseline"]
 
 
 def _cmd_validate(args) -> int:
@@ -68,8 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # a command that sets ``passthrough`` (e.g. ``trajectory``) receives the options it does not know
+    # (pytest / plugin options) as a second argument; every other command rejects them
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if getattr(args, "passthrough", False):
+            return int(args.func(args, extra) or 0)
         return int(args.func(args) or 0)
     except SkillbenchError as exc:
         print(f"skillbench: error: {exc}", file=sys.stderr)

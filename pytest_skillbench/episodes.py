@@ -27,6 +27,7 @@ class Verdict:
     format_ok: bool = False
     reason: str = ""
     score: float | None = None
+    detail: dict = field(default_factory=dict)  # judge-specific extras (criteria counts, ...)
 
     @property
     def scored(self) -> bool:

@@ -13,13 +13,14 @@ from .bench.tasks import QUERY_TYPES
 from .episodes import Episode
 from .errors import SkillbenchError
 from .session import ItemSpec, SkillbenchSession, item_name, keyword
-from .settings import JUDGES, OPTION_DESTS, build_settings
+from .settings import JUDGE_BACKENDS, JUDGES, OPTION_DESTS, build_settings
 
 SESSION_KEY = pytest.StashKey[SkillbenchSession]()
 MARKERS = {"baseline": "skillbench: baseline condition (solver prompt only)",
            "curated": "skillbench: curated condition (solver prompt + SKILL block)",
            **{qt.lower(): f"skillbench: query type {qt}" for qt in QUERY_TYPES},
-           **{keyword(c): f"skillbench: skill category {c}" for c in CATEGORIES}}
+           **{keyword(c): f"skillbench: skill category {c}" for c in CATEGORIES},
+           "probe": "skillbench: generality-probe item (--probe; generic system prompt, outside the bench)"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,7 +42,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--device", dest="skillbench_device", default=None, help="cpu, cuda, cuda:1, mps or auto")
     g.addoption("--dtype", dest="skillbench_dtype", default=None, help="auto, float32, bfloat16 or float16")
     g.addoption("--repetition-penalty", dest="skillbench_repetition_penalty", default=None, type=float)
-    g.addoption("--thinking", dest="skillbench_thinking", default=None, choices=("keep", "strip", "disable"))
+    g.addoption("--thinking", dest="skillbench_thinking", default=None, choices=("keep", "strip", "disable"),
+                help="what happens to <think>...</think> before judging: keep, strip, or disable (the chat "
+                     "template is asked not to think; leftovers stripped); recorded in the manifest")
+    g.addoption("--sft-pair", action="append", dest="skillbench_sft_pair", default=[], metavar="STUDENT=BASE",
+                help="report the SFT contribution of STUDENT over BASE_STUDENT (repeatable; BASE may come from "
+                     "a stored run); also set by base_student in the registry")
+    g.addoption("--allow-path-mismatch", action="store_true", dest="skillbench_allow_path_mismatch", default=False,
+                help="compare students whose inference paths differ (backend, dtype, template, generation, "
+                     "judge), flagging every affected report line instead of refusing")
     g.addoption("--skillbench-cache", dest="skillbench_cache", default=None, metavar="DIR",
                 help="cache of converted models, generations and judgments")
     g.addoption("--skillbench-json", dest="skillbench_json", default=None, metavar="PATH", help="JSON report")
@@ -52,6 +61,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(default .skillbench/runs/<time>-<pid>)")
     g.addoption("--skillbench-seed", dest="skillbench_seed", default=None, type=int,
                 help="seed of the bootstrap resampling")
+    g.addoption("--probe", dest="skillbench_probe", default=None, metavar="generality|PATH",
+                help="run the generality probe (bundled battery, or a probe JSONL) instead of the bench; each "
+                     "student's base is added and the report prints a table against it")
+    g.addoption("--pairwise", action="store_true", dest="skillbench_pairwise", default=False,
+                help="at session end, blind pairwise LLM judging of each student against its base (both orders)")
+    g.addoption("--rubric", action="store_true", dest="skillbench_rubric", default=False,
+                help="at session end, pointwise 1-5 rubric LLM judging of every answered episode")
+    g.addoption("--judge-backend", dest="skillbench_judge_backend", default=None, choices=JUDGE_BACKENDS,
+                help="LLM judge for --judge deterministic-mixed / llm-only / both: anthropic (default; "
+                     "ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), openai (chat-completions) or hf (local model)")
+    g.addoption("--judge-model", dest="skillbench_judge_model", default=None, metavar="NAME",
+                help="judge model (anthropic: claude-sonnet-4-5, openai: gpt-4.1, hf: smollm2-135m or a path)")
+    g.addoption("--judge-concurrency", dest="skillbench_judge_concurrency", default=None, type=int, metavar="N",
+                help="judge requests in flight at once (default 8)")
+    g.addoption("--judge-base-url", dest="skillbench_judge_base_url", default=None, metavar="URL",
+                help="judge endpoint: an OpenAI-compatible /v1 base (openai), or overrides ANTHROPIC_BASE_URL")
+    g.addoption("--judge-api-key-env", dest="skillbench_judge_api_key_env", default=None, metavar="VAR",
+                help="environment variable holding the openai judge's key (default OPENAI_API_KEY)")
+    g.addoption("--judge-timeout", dest="skillbench_judge_timeout", default=None, type=float, metavar="SECONDS",
+                help="timeout of one judge request (default 60)")
+    g.addoption("--judge-max-attempts", dest="skillbench_judge_max_attempts", default=None, type=int, metavar="N",
+                help="tries per judge request; 429/5xx/529/timeouts/dropped connections are retried with "
+                     "exponential backoff and jitter, honouring retry-after (default 6)")
+    g.addoption("--judge-backoff", dest="skillbench_judge_backoff", default=None, type=float, metavar="SECONDS",
+                help="first retry wait, doubled per retry (default 1)")
+    g.addoption("--gate", action="append", dest="skillbench_gate", default=[], metavar="EXPR",
+                help="CI gate (repeatable), e.g. 'curated.pass_rate>=0.85', 'delta>=0', 'delta.ci95.low>0', "
+                     "'skill:modus-ponens.curated.pass_rate>=0.6'; exit 1 when one fails, 0 when all hold")
+    g.addoption("--gate-against", dest="skillbench_gate_against", default=None, metavar="REF",
+                help="non-inferiority gate against REF: another student of the run, or a baseline file from "
+                     "`skillbench baseline save` (PATH or PATH::STUDENT)")
+    g.addoption("--gate-margin", dest="skillbench_gate_margin", default=None, type=float, metavar="M",
+                help="non-inferiority margin: fail when the lower bound of the paired 95%% CI of (new - REF) "
+                     "pass rate is below -M, per condition (default 0)")
+    g.addoption("--skillbench-rejudge", dest="skillbench_rejudge", action="store_true", default=False,
+                help="reuse the newest matching stored run: keep its passed/failed episodes, re-judge its "
+                     "error/unscored ones from the stored responses (no regeneration)")
+
+
+def pytest_addhooks(pluginmanager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
 
 
 def _cli_values(config: pytest.Config) -> dict:
@@ -77,7 +129,13 @@ def pytest_configure(config: pytest.Config) -> None:
                                     write=_live_writer(config))
     except SkillbenchError as exc:
         raise pytest.UsageError(f"skillbench: {exc}") from None
+    try:
+        _prepare_run(config, session, workerinput)
+    except SkillbenchError as exc:
+        raise pytest.UsageError(f"skillbench: {exc}") from None
     config.stash[SESSION_KEY] = session
+    session.judges.hook = lambda task, response, condition: config.hook.pytest_skillbench_judge(
+        task=task, response=response, condition=condition, config=config)
     if workerinput is None:
         config.pluginmanager.register(_Recorder(session), "skillbench-recorder")
     if config.pluginmanager.hasplugin("xdist"):
@@ -86,6 +144,74 @@ def pytest_configure(config: pytest.Config) -> None:
         if (workerinput is None and getattr(config.option, "dist", "no") == "load"
                 and any(s.is_local_model for s in session.specs.values())):
             config.option.dist = "loadgroup"
+
+
+def _prepare_run(config: pytest.Config, session: SkillbenchSession, workerinput: dict | None) -> None:
+    """Gates (parsed and path-checked at start), resume of an interrupted run, the worker's queue."""
+    from . import runstate
+
+    if workerinput is None:
+        from .gates import build_plan, check_reference_paths
+
+        session.gate_plan = build_plan(session)
+        check_reference_paths(session, session.gate_plan)
+        if not config.option.collectonly:
+            runstate.prepare(session)
+    else:
+        runstate.load_previous(session, workerinput.get("skillbench_resume_shards") or [])
+        session.queued = _worker_queue(config)
+
+
+def _worker_queue(config: pytest.Config):
+    """() -> keys of the items this xdist worker has queued (current, next and waiting), or None."""
+
+    def queued():
+        interactor = next((p for p in config.pluginmanager.get_plugins()
+                           if type(p).__name__ == "WorkerInteractor" and hasattr(p, "torun")), None)
+        if interactor is None or not hasattr(interactor, "session"):
+            return None
+        with interactor.torun.lock() as q:
+            idx = [i for i in q if isinstance(i, int)]
+        for attr in ("item_index", "nextitem_index"):
+            i = getattr(interactor, attr, None)
+            if isinstance(i, int):
+                idx.append(i)
+        items = interactor.session.items
+        return {items[i].spec.key for i in idx if 0 <= i < len(items) and isinstance(items[i], SkillbenchItem)}
+
+    return queued
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config):
+    """``-n auto`` with local (hf) students: one worker per GPU (else per core), never more than there are
+    local models to place -- each worker loads its model once; served students take any worker."""
+    import os
+
+    if not config.getoption("skillbench_student", None) or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    try:
+        from .students.registry import resolve_students
+
+        settings = build_settings(_cli_values(config), config.rootpath)
+        specs = [sp for name in settings.student
+                 for sp in resolve_students(name, settings.students, config.rootpath)]
+    except Exception:  # noqa: BLE001 - a bad student is reported by pytest_configure, once
+        return None
+    local = {sp.name for sp in specs if sp.is_local_model}
+    if not local:
+        return None
+    gpus = 0
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        gpus = 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cap = gpus or cores
+    served = any(not sp.is_local_model for sp in specs)
+    return max(1, cap if served else min(cap, len(local)))
 
 
 def _live_writer(config: pytest.Config):
@@ -111,6 +237,20 @@ class _XdistHooks:
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["skillbench_run_dir"] = str(self.session.run_dir)
+        node.workerinput["skillbench_resume_shards"] = list(self.session.resume_shards)
+
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        # the controller collects nothing itself: the selection (after -k/-m/--lf) comes from the workers
+        if not any(self.session.selected.values()):
+            self.session.set_selected_nodeids(ids)
+
+    def pytest_handlecrashitem(self, crashitem, report, sched) -> None:
+        """A worker died while running ``crashitem``: its episode is ``error`` (infrastructure), the rest of
+        that worker's items are rescheduled by xdist, and the report is still printed."""
+        ep = self.session.crash_episode(crashitem, str(report.longrepr))
+        if ep is not None:
+            report.skillbench = ep.to_dict()
+            report.when = "call"
 
 
 def _session(config: pytest.Config) -> SkillbenchSession | None:
@@ -242,6 +382,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if sb is None or sb.is_worker:
         return
     sb.report = sb.finish()
+    # Exit status for CI (gates.py): 3 episodes in error (infrastructure), else with gates 0 all hold / 1 one
+    # failed; without gates and errors pytest's own status stands. Interrupts and usage errors are kept.
+    code = (sb.report.get("gates") or {}).get("exit_code")
+    if code is not None and int(session.exitstatus) in (0, 1):
+        session.exitstatus = code
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
@@ -255,3 +400,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for line in render(report):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"run directory: {sb.run_dir}")
+    from .gates import render_gates
+
+    for line in render_gates(report.get("gates")):  # the report ends with one line per gate
+        terminalreporter.write_line(line)

@@ -143,3 +143,49 @@ def find_stored_student(dirs: list[Path], student: str, bench_hash: str | None =
             continue
         return run_dir, manifest
     return None
+
+
+def judge_prompt_version(mode: str | None) -> str | None:
+    """The judge prompt's version (None for the deterministic judge, which has no prompt)."""
+    if not mode or mode == "deterministic":
+        return None
+    import importlib
+
+    for mod in ("pytest_skillbench.judges.llm", "pytest_skillbench.judges.llm_judge"):
+        try:
+            m = importlib.import_module(mod)
+        except ImportError:
+            continue
+        for attr in ("JUDGE_PROMPT_VERSION", "PROMPT_VERSION"):
+            if getattr(m, attr, None):
+                return str(getattr(m, attr))
+    return None
+
+
+def complete_manifest(session, manifest: dict) -> dict:
+    """Add what the issue's manifest needs and the session's base manifest lacks (never overwriting a key).
+
+    Per student a ``provenance`` record (backend, base id, revision, weight and adapter hashes, dtype, device,
+    quantisation, chat template hash, thinking policy, generation config); the judge prompt version; the
+    thinking override, SFT pairs and path-mismatch policy of the run; analysis package versions.
+    """
+    import importlib.metadata as md
+
+    s = session.settings
+    for entry in (manifest.get("students") or {}).values():
+        entry.setdefault("provenance", student_provenance(entry.get("spec") or {}, entry.get("path") or {}))
+    judge = manifest.setdefault("judge", {})
+    if isinstance(judge, dict):
+        judge.setdefault("prompt_version", judge_prompt_version(judge.get("mode")))
+    manifest.setdefault("thinking", s.thinking)
+    manifest.setdefault("sft_pairs", list(s.sft_pair))
+    manifest.setdefault("allow_path_mismatch", bool(s.allow_path_mismatch))
+    manifest.setdefault("run_dir", str(session.run_dir))
+    pkgs = manifest.setdefault("packages", {})
+    for pkg in ("pandas", "matplotlib", "pytest-skillbench"):
+        if pkg not in pkgs:
+            try:
+                pkgs[pkg] = md.version(pkg)
+            except md.PackageNotFoundError:
+                pkgs[pkg] = None
+    return manifest

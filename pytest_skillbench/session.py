@@ -18,19 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .analysis import session_report_options
 from .bench import Bench, Catalog, Task, load_bench
 from .bench.catalog import load_catalog
 from .cache import Store
+from .diagnostics import apply_thinking
 from .episodes import Episode, Verdict, read_episodes
 from .errors import SkillbenchError
 from .generation import ProgressPrinter, generate_cached
-from .judges import deterministic
 from .prompts import PROMPT_VERSION, messages, prompts_hash
+from .provenance import complete_manifest
 from .report.summary import build_report
 from .settings import Settings
 from .students.base import Backend, GenRequest, GenResult
 from .students.embedded import default_cache_dir
-from .students.registry import StudentSpec, resolve_student
+from .students.registry import StudentSpec, resolve_student, resolve_students
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,18 @@ class SkillbenchSession:
         self.tasks: list[Task] = list(self.bench.split(settings.split))
         self._check_judge_mode()
         self.specs: dict[str, StudentSpec] = {}
-        for name in settings.student:
-            spec = resolve_student(name, settings.students, root)
+        # NAME@all-checkpoints expands to NAME@base + every NAME@checkpoint-N; the probe adds each base
+        added_bases: set[str] = set()
+        for spec, added in [(sp, bool(settings.probe) and i > 0) for name in settings.student for i, sp in
+                            enumerate(resolve_students(name, settings.students, root, with_base=bool(settings.probe)))]:
             if spec.name in self.specs:
+                if added or spec.name in added_bases:
+                    continue  # a base the probe added that is also given (or added) elsewhere
                 raise SkillbenchError(f"student {spec.name!r} given twice")
+            if added:
+                added_bases.add(spec.name)
+            if settings.thinking:  # --thinking overrides every student's registry policy
+                spec.thinking = settings.thinking
             self.specs[spec.name] = spec
         self._backends: dict[str, Backend] = {}
         self._pool = None
@@ -83,15 +93,37 @@ class SkillbenchSession:
         self.store = Store(self.cache_dir, "generations")
         self.run_dir = Path(run_dir) if run_dir else self._new_run_dir()
         self.shard = None
+        # crash safety (runstate.py): finished episodes of an interrupted run of this command, reused
+        self.previous: dict[tuple[str, str, str], Episode] = {}
+        self.resume_shards: list[str] = []
+        self.resume_key: str | None = None
+        # on an xdist worker: () -> keys of the items queued on this worker (set by the plugin), or None
+        self.queued = None
         # Validate every student up front: one clear error at session start, never one per item.
         for spec in self.specs.values():
             self.backend(spec.name)
+        if settings.rejudge:  # reuse the stored run's responses; re-judge its error / unscored episodes
+            from .rejudge import attach_rejudge
+
+            attach_rejudge(self)
+        from .analysis import session_start_checks
+
+        self.stored_bases = session_start_checks(self)  # SFT pairs: parsed, bases found, paths matched
+        from .behaviour import session_setup
+
+        session_setup(self)  # --probe battery; the judge of --pairwise / --rubric
 
     # -- set-up ----------------------------------------------------------------------------------
     def _check_judge_mode(self) -> None:
-        if self.settings.judge != "deterministic":
-            raise SkillbenchError(f"--judge {self.settings.judge} needs the LLM judge, which is not available in "
-                                  "this version; use --judge deterministic")
+        """Build the judge runner: an LLM judge's backend and credentials are checked here, at session start."""
+        from .judges.runner import build_runner
+
+        self.judges = build_runner(self.settings, root=self.root, pool=lambda: self.pool, cache_dir=self.cache_dir,
+                                   write=self.write)
+        self.rejudge_from: Path | None = None
+        self.rejudge_reuse: dict[tuple[str, str, str], Episode] = {}  # --skillbench-rejudge: scored, kept
+        self._judge_prepared: set[tuple[str, str, str]] = set()
+        self._judge_extra: dict[tuple[str, str, str], dict] = {}
 
     def _new_run_dir(self) -> Path:
         if self.settings.run_dir:
@@ -121,6 +153,14 @@ class SkillbenchSession:
                 self._backends[name] = HFBackend(spec, self.pool, max_new_tokens=s.max_new_tokens,
                                                  batch_size=s.batch_size, device=s.device, dtype=s.dtype,
                                                  repetition_penalty=s.repetition_penalty, cache_dir=self.cache_dir)
+            elif spec.backend == "openai":
+                from .students.openai import OpenAIBackend
+
+                self._backends[name] = OpenAIBackend(spec, max_new_tokens=self.settings.max_new_tokens)
+            elif spec.backend == "anthropic":
+                from .students.anthropic import AnthropicBackend
+
+                self._backends[name] = AnthropicBackend(spec, max_new_tokens=self.settings.max_new_tokens)
             else:
                 raise SkillbenchError(f"student {name!r}: backend {spec.backend!r} is not available in this version")
         return self._backends[name]
@@ -128,10 +168,19 @@ class SkillbenchSession:
     # -- collection --------------------------------------------------------------------------------
     def item_specs(self) -> list[ItemSpec]:
         """All (student, condition, task) in a fixed order: same ids, same order, in every process."""
+        from .behaviour import probe_specs
+
+        probe = probe_specs(self)  # --probe: the probe battery replaces the bench
+        if probe is not None:
+            return probe
         return [ItemSpec(student, cond, task) for student in self.specs for cond in self.settings.condition
                 for task in self.tasks]
 
     def split_file_name(self) -> str:
+        from .behaviour import probe_file_name
+
+        if probe_file_name(self):
+            return probe_file_name(self)
         src = self.bench.source
         if src == "bundled" or Path(src).is_dir():
             return f"{self.settings.split}.jsonl"
@@ -142,14 +191,62 @@ class SkillbenchSession:
         for s in specs:
             self.selected[s.student].append(s)
 
+    def nodeid_of(self, spec: ItemSpec) -> str:
+        return f"{self.split_file_name()}::{item_name(spec)}"
+
+    def spec_by_nodeid(self) -> dict[str, ItemSpec]:
+        return {self.nodeid_of(s): s for s in self.item_specs()}
+
+    def set_selected_nodeids(self, nodeids) -> None:
+        """The controller of an xdist run learns the selection from the workers' collections."""
+        by_id = self.spec_by_nodeid()
+        self.set_selected([by_id[n] for n in nodeids if n in by_id])
+
+    def crash_episode(self, nodeid: str, message: str) -> Episode | None:
+        """The episode of an item whose worker died while running it: ``error``, never ``failed``."""
+        from .runstate import CRASH_REASON
+
+        spec = self.spec_by_nodeid().get(nodeid)
+        if spec is None:
+            return None
+        verdict = Verdict(status="error", expected=spec.task.answer, judge="none", rationale=message,
+                          reason=CRASH_REASON)
+        ep = Episode(student=spec.student, condition=spec.condition, task_uid=spec.task.task_uid,
+                     skill=spec.task.skill, query_type=spec.task.query_type, response=None, verdict=verdict,
+                     category=self.catalog[spec.task.skill].category if spec.task.skill in self.catalog else "",
+                     nodeid=nodeid)
+        self.append_shard(ep)
+        return ep
+
     # -- running -----------------------------------------------------------------------------------
-    def _ensure_generated(self, student: str) -> None:
-        pending = [s for s in self.selected.get(student, []) if s.key not in self.responses]
+    def _pending(self, student: str, focus: ItemSpec | None) -> list[ItemSpec]:
+        """What one generation round asks for: every selected item still without a response; for a served
+        student (openai / anthropic) a chunk starting at ``focus``, and on an xdist worker only the items
+        queued on this worker -- so ``-n N`` spreads a served student's requests over N processes."""
+        pending = [s for s in self.selected.get(student, [])
+                   if s.key not in self.responses and s.key not in self.previous]
+        chunk = getattr(self.backend(student), "chunk_size", None)
+        if focus is None or chunk is None:
+            return pending
+        if self.queued is not None:
+            try:
+                queued = self.queued()
+            except Exception:  # noqa: BLE001 - xdist internals changed: fall back to one item at a time
+                queued = set()
+            if queued is not None:
+                pending = [s for s in pending if s.key in queued]
+        rest = [s for s in pending if s.key != focus.key]
+        idx = next((i for i, s in enumerate(pending) if s.key == focus.key), len(rest))
+        return [focus] + (rest[idx:] + rest[:idx])[: chunk() - 1]
+
+    def _ensure_generated(self, student: str, focus: ItemSpec | None = None) -> None:
+        pending = self._pending(student, focus)
         if not pending:
             return
         backend = self.backend(student)
-        reqs = [GenRequest(s.task.task_uid, s.condition, messages(s.task, s.condition, self.catalog))
-                for s in pending]
+        from .behaviour import request_messages
+
+        reqs = [GenRequest(s.task.task_uid, s.condition, request_messages(self, s)) for s in pending]
         progress = ProgressPrinter(student, self.write)
         t0 = time.perf_counter()
         results = generate_cached(backend, reqs, self.store, progress=progress)
@@ -166,26 +263,67 @@ class SkillbenchSession:
             if spec not in self.selected.get(spec.student, []):
                 self.selected[spec.student].append(spec)
             try:
-                self._ensure_generated(spec.student)
+                self._ensure_generated(spec.student, spec)
             except SkillbenchError:
                 raise
             except Exception as exc:  # a backend outage is an error episode, not a lost one
                 return GenResult(text=None, error=f"{type(exc).__name__}: {exc}")
         return self.responses[spec.key]
 
+    def _judged_text(self, spec: ItemSpec) -> str | None:
+        policy = self.specs[spec.student].thinking if spec.student in self.specs else "keep"
+        return apply_thinking(self.responses[spec.key].text, policy)[0]
+
+    def _ensure_judged(self, student: str) -> None:
+        """Judge every selected, generated episode of ``student`` at once (LLM calls run concurrently)."""
+        from .judges.runner import JudgeItem
+
+        items = []
+        for s in self.selected.get(student, []):
+            if s.key in self._judge_prepared or s.key not in self.responses or s.key in self.rejudge_reuse:
+                continue
+            self._judge_prepared.add(s.key)
+            items.append(JudgeItem(s.task, self._judged_text(s), s.condition))
+        self.judges.prepare(items, label=student)
+
     def judge(self, spec: ItemSpec, response: GenResult) -> Verdict:
         if response.text is None:
             return Verdict(status="error", expected=spec.task.answer, judge="none",
                            rationale=response.error or "no response", reason="generation_error")
-        return deterministic.judge(spec.task, response.text)
+        verdict, extra = self.judges.outcome(spec.task, response.text, spec.condition)
+        if extra:
+            self._judge_extra[spec.key] = extra
+        return verdict
 
     def run(self, spec: ItemSpec, nodeid: str) -> Episode:
+        prev = self.previous.get(spec.key)
+        if prev is not None:  # finished by an earlier process of this run (resume): reused, not redone
+            return Episode.from_dict({**prev.to_dict(), "nodeid": nodeid})
+        stored = self.rejudge_reuse.get(spec.key)
+        if stored is not None:  # --skillbench-rejudge: a scored episode of the stored run is kept as it is
+            ep = Episode.from_dict({**stored.to_dict(), "nodeid": nodeid})
+            self.append_shard(ep)
+            return ep
+        if spec.condition == "probe":
+            from .behaviour import probe_run
+
+            return probe_run(self, spec, nodeid)
         res = self.response_for(spec)
-        verdict = self.judge(spec, res)
+        self._ensure_judged(spec.student)
+        # the thinking policy is applied before judging; the stored response stays as generated
+        policy = self.specs[spec.student].thinking if spec.student in self.specs else "keep"
+        judged, removed = apply_thinking(res.text, policy)
+        verdict = self.judge(spec, res if not removed else GenResult(text=judged, gen_tokens=res.gen_tokens,
+                                                                     error=res.error, cached=res.cached))
         ep = Episode(student=spec.student, condition=spec.condition, task_uid=spec.task.task_uid,
                      skill=spec.task.skill, query_type=spec.task.query_type, response=res.text, verdict=verdict,
                      category=self.catalog[spec.task.skill].category if spec.task.skill in self.catalog else "",
-                     nodeid=nodeid, gen_tokens=res.gen_tokens)
+                     nodeid=nodeid, gen_tokens=res.gen_tokens,
+                     extra={"thinking": policy, "thinking_removed_chars": removed} if policy != "keep" else {})
+        ep.extra.update(self._judge_extra.pop(spec.key, {}))
+        from .behaviour import bench_extra
+
+        ep.extra.update(bench_extra(spec, res))  # drift metrics: length, JSON, slop, repetition, refusal
         self.append_shard(ep)
         return ep
 
@@ -220,15 +358,15 @@ class SkillbenchSession:
             except Exception as exc:  # provenance must never break the report
                 students[name] = {"spec": self.specs[name].to_dict(), "path": {"error": str(exc)}}
         s = self.settings
-        return {"skillbench_version": __version__, "students": students, "prompt_version": PROMPT_VERSION,
+        return complete_manifest(self, {
+                "skillbench_version": __version__, "students": students, "prompt_version": PROMPT_VERSION,
                 "prompts_hash": prompts_hash(), "bench": self.bench.source, "split": s.split,
                 "bench_hash": self.bench.content_hash(s.split), "catalog_hash": self.catalog.content_hash(),
-                "judge": {"mode": s.judge, "backend": "deterministic" if s.judge == "deterministic"
-                          else s.judge_backend, "model": s.judge_model},
+                "judge": self.judges.describe(),
                 "conditions": s.condition, "seed": s.seed, "resamples": s.resamples,
                 "packages": versions, "python": platform.python_version(), "platform": platform.platform(),
                 "started": self.started,
-                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def all_episodes(self) -> list[Episode]:
         return [self.episodes[k] for k in sorted(self.episodes)]
@@ -237,8 +375,18 @@ class SkillbenchSession:
         if self.shard is not None:
             self.shard.close()
             self.shard = None
+        from .runstate import merge
+
+        merge(self)  # shards of this run: an episode whose report never arrived is not lost
         eps = self.all_episodes()
-        report = build_report(eps, self.manifest(), seed=self.settings.seed, resamples=self.settings.resamples)
+        report = build_report(eps, self.manifest(), seed=self.settings.seed, resamples=self.settings.resamples,
+                              **session_report_options(self))
+        from .gates import evaluate_session
+
+        report["gates"] = evaluate_session(self, eps, report)  # CI gates and the exit status (gates.py)
+        from .behaviour import finish_extras
+
+        finish_extras(self, report, eps)  # pairwise / rubric judging, trajectory plots
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(self.run_dir / "report.json", report)
         _write_json(self.run_dir / "manifest.json", report["run"])

@@ -17,6 +17,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from .errors import SkillbenchError
 
 JUDGES = ("deterministic", "deterministic-mixed", "llm-only", "both")
+JUDGE_BACKENDS = ("anthropic", "openai", "hf")
 
 
 @dataclass
@@ -44,12 +45,18 @@ class Settings:
     judge_concurrency: int = 8
     judge_base_url: str | None = None
     judge_api_key_env: str | None = None
+    judge_timeout: float = 60.0  # seconds per judge request
+    judge_max_attempts: int = 6  # tries per judge request (429/5xx/529/timeouts are retried)
+    judge_backoff: float = 1.0  # first backoff in seconds (doubles per retry, with jitter)
     rejudge: bool = False
     sft_pair: list[str] = field(default_factory=list)
     allow_path_mismatch: bool = False
     gate: list[str] = field(default_factory=list)
     gate_against: str | None = None
     gate_margin: float = 0.0
+    probe: str | None = None  # generality probe: "generality" or a probe JSONL (replaces the bench)
+    pairwise: bool = False  # blind pairwise judging of each student against its base (LLM judge)
+    rubric: bool = False  # pointwise 1-5 rubric judging (LLM judge)
     students: dict = field(default_factory=dict)  # the registry
 
 
@@ -64,8 +71,11 @@ OPTION_DESTS = {
     "skillbench_seed": "seed", "skillbench_thinking": "thinking", "skillbench_judge_backend": "judge_backend",
     "skillbench_judge_model": "judge_model", "skillbench_judge_concurrency": "judge_concurrency",
     "skillbench_judge_base_url": "judge_base_url", "skillbench_rejudge": "rejudge",
+    "skillbench_judge_api_key_env": "judge_api_key_env", "skillbench_judge_timeout": "judge_timeout",
+    "skillbench_judge_max_attempts": "judge_max_attempts", "skillbench_judge_backoff": "judge_backoff",
     "skillbench_sft_pair": "sft_pair", "skillbench_allow_path_mismatch": "allow_path_mismatch",
     "skillbench_gate": "gate", "skillbench_gate_against": "gate_against", "skillbench_gate_margin": "gate_margin",
+    "skillbench_probe": "probe", "skillbench_pairwise": "pairwise", "skillbench_rubric": "rubric",
 }
 # pyproject aliases (so the config file can use the option's own name)
 _ALIASES = {"skillbench_cache": "cache", "skillbench_json": "json", "skillbench_episodes": "episodes",
@@ -84,9 +94,8 @@ def read_pyproject(root: Path) -> dict:
 
 
 def _coerce(name: str, value, where: str):
-    f = {f.name: f for f in fields(Settings)}[name]
-    default = f.default if f.default is not f.default_factory else None  # noqa: PLR1714
-    typ = str(f.type)
+    """Convert a pyproject / command-line value to the settings field's type, or raise one clear error."""
+    typ = str({f.name: f for f in fields(Settings)}[name].type)
     try:
         if typ.startswith("list"):
             return [str(v) for v in (value if isinstance(value, list) else [value])]
@@ -95,6 +104,8 @@ def _coerce(name: str, value, where: str):
         if typ == "float":
             return float(value)
         if typ == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
             return bool(value)
         if typ == "dict":
             if not isinstance(value, dict):
@@ -102,7 +113,6 @@ def _coerce(name: str, value, where: str):
             return value
     except (TypeError, ValueError):
         raise SkillbenchError(f"{where}: {name} = {value!r} has the wrong type ({typ})") from None
-    del default
     return None if value is None else str(value)
 
 
@@ -123,6 +133,10 @@ def build_settings(cli: dict, root: Path) -> Settings:
         setattr(s, key, _coerce(key, value, f"--{key.replace('_', '-')}"))
     if s.judge not in JUDGES:
         raise SkillbenchError(f"--judge {s.judge!r} is not one of {', '.join(JUDGES)}")
+    if s.judge_backend not in JUDGE_BACKENDS:
+        raise SkillbenchError(f"--judge-backend {s.judge_backend!r} is not one of {', '.join(JUDGE_BACKENDS)}")
+    if s.judge_concurrency < 1:
+        raise SkillbenchError(f"--judge-concurrency must be at least 1, got {s.judge_concurrency}")
     for c in s.condition:
         if c not in ("baseline", "curated"):
             raise SkillbenchError(f"--condition {c!r} is not baseline or curated")

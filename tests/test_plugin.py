@@ -127,7 +127,7 @@ def test_llm_judge_mode_without_backend_is_a_clear_error_or_runs(pytester, repla
 
 
 def test_pyproject_settings_apply(pytester, replay_file):
-    pytester.makepyprojecttoml(f'[tool.skillbench]\ncondition = ["curated"]\nskillbench-json = "out.json"\n')
+    pytester.makepyprojecttoml('[tool.skillbench]\ncondition = ["curated"]\nskillbench-json = "out.json"\n')
     run(pytester, "--student", f"replay:{replay_file}", "-q")
     rep = json.loads((pytester.path / "out.json").read_text())
     assert list(rep["students"]["toy"]["conditions"]) == ["curated"]

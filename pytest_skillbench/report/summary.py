@@ -13,6 +13,7 @@ import numpy as np
 from .. import stats
 from ..episodes import Episode
 from ..prompts import CONDITIONS
+from .judging import judge_disagreements, judging_totals
 
 
 def condition_summary(eps: list[Episode]) -> dict:
@@ -58,7 +59,12 @@ def delta_summary(eps: list[Episode], seed: int = stats.DEFAULT_SEED,
 
 
 def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int = stats.DEFAULT_SEED,
-                 resamples: int = stats.DEFAULT_RESAMPLES) -> dict:
+                 resamples: int = stats.DEFAULT_RESAMPLES, **analysis_options) -> dict:
+    """Per-student summaries plus the analysis sections (``analysis.analyse``; its options pass through:
+    sft_pairs, allow_path_mismatch, extra_students, strict, catalog)."""
+    from ..behaviour import report_sections, split_probe
+
+    episodes, probe_episodes = split_probe(episodes)  # generality-probe episodes get their own section
     by_student: dict[str, list[Episode]] = defaultdict(list)
     for e in episodes:
         by_student[e.student].append(e)
@@ -73,5 +79,14 @@ def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int 
         entry = {"conditions": conds}
         if "baseline" in conds and "curated" in conds:
             entry["delta"] = delta_summary(eps, seed=seed, resamples=resamples)
+        disagreements = judge_disagreements(eps)  # --judge both: LLM vs deterministic verdicts
+        if disagreements:
+            entry["judge_disagreements"] = disagreements
         students[name] = entry
-    return {"students": students, "run": run or {}}
+    report = {"students": students, "run": run or {}, "judging": judging_totals(students)}
+    from ..analysis import analyse
+
+    report.update(analyse(episodes, run or {}, students, seed=seed, resamples=resamples, **analysis_options))
+    # drift, checkpoint trajectory, loss vs quality, generality probe (behaviour.report_sections)
+    report.update(report_sections(episodes, probe_episodes, run or {}, students))
+    return report

@@ -27,6 +27,12 @@ def resolve_device(device: str | None) -> str:
 
     if device in (None, "", "auto"):
         if torch.cuda.is_available():
+            # under pytest-xdist, worker gwN takes GPU N mod count, so `-n auto` spreads models over GPUs
+            import os
+
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+            if worker.startswith("gw") and worker[2:].isdigit() and torch.cuda.device_count() > 1:
+                return f"cuda:{int(worker[2:]) % torch.cuda.device_count()}"
             return "cuda"
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return "mps"
@@ -247,7 +253,7 @@ class HFBackend(Backend):
         info = dict(self.fingerprint())
         info.update({"device": self.device, "base_path": self.base_path, "adapter_path": self.spec.adapter,
                      "batch_size": self.batch_size})
-        trained = _trained_template_hash(self.spec.adapter)
+        trained = _trained_template_hash(self.spec.adapter or self.base_path, info.get("chat_template"))
         if trained:
             info["trained_chat_template"] = trained
         return info
@@ -300,13 +306,23 @@ class HFBackend(Backend):
         return results  # type: ignore[return-value]
 
 
-def _trained_template_hash(adapter: str | None) -> str | None:
-    if not adapter:
+def _trained_template_hash(trained_dir: str | None, used: str | None = None) -> str | None:
+    """The chat-template hash recorded by ``skillbench train`` for an adapter/model dir or a checkpoint of it.
+
+    Training uses a patched copy of the base's template (with ``{% generation %}`` markers) that was verified
+    to render the corpus byte-identically to the base's own template, whose hash the manifest records as
+    ``inference_chat_template_hash``; evaluating with either one is evaluating with the trained template.
+    """
+    if not trained_dir:
         return None
-    for cand in (Path(adapter) / "training_manifest.json", Path(adapter).parent / "training_manifest.json"):
+    for cand in (Path(trained_dir) / "training_manifest.json", Path(trained_dir).parent / "training_manifest.json"):
         if cand.is_file():
             try:
-                return json.loads(cand.read_text()).get("chat_template_hash")
+                manifest = json.loads(cand.read_text())
             except json.JSONDecodeError:
                 return None
+            trained = manifest.get("chat_template_hash")
+            if used and used in (trained, manifest.get("inference_chat_template_hash")):
+                return used
+            return trained
     return None

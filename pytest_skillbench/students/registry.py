@@ -3,7 +3,8 @@
 Resolution order: ``replay:PATH``; a student registered under ``[tool.skillbench.students.NAME]``; the
 built-in ``smollm2-135m``; a directory holding ``adapter_config.json`` (a PEFT adapter) or
 ``config.json`` (a full model). ``NAME@checkpoint-N`` selects a checkpoint of a registered adapter's
-training run. Anything else is one clear error at session start.
+training run, ``NAME@base`` its untrained base and ``NAME@all-checkpoints`` (``resolve_students``) the base
+plus every checkpoint in step order. Anything else is one clear error at session start.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ BACKENDS = ("hf", "replay", "openai", "anthropic")
 THINKING = ("keep", "strip", "disable")
 STUDENT_FIELDS = ("base", "adapter", "backend", "dtype", "revision", "max_new_tokens", "thinking",
                   "base_student", "device", "path", "base_url", "model", "api_key_env", "concurrency",
-                  "repetition_penalty", "quantization")
+                  "repetition_penalty", "quantization", "timeout", "max_retries")
+REMOTE_BACKENDS = ("openai", "anthropic")  # served elsewhere: `adapter` is a served adapter *name*, not a path
 
 
 @dataclass
@@ -41,6 +43,8 @@ class StudentSpec:
     concurrency: int | None = None
     repetition_penalty: float | None = None
     quantization: str | None = None
+    timeout: float | None = None  # openai/anthropic: seconds per request
+    max_retries: int | None = None  # openai/anthropic: retries of a transient failure (then an error episode)
     origin: str = field(default="", compare=False)
 
     @property
@@ -73,6 +77,8 @@ def _from_registry(name: str, entry: object, root: Path) -> StudentSpec:
         raise SkillbenchError(f"{where}: thinking {spec.thinking!r} is not one of {', '.join(THINKING)}")
     for key in ("adapter", "path"):
         value = getattr(spec, key)
+        if key == "adapter" and spec.backend in REMOTE_BACKENDS:
+            continue  # the name under which the server serves the adapter (vLLM --lora-modules NAME=PATH)
         if value and not Path(value).is_absolute():
             setattr(spec, key, str((root / value).resolve()))
     if spec.base and not Path(spec.base).is_absolute() and (root / spec.base).exists():
@@ -81,6 +87,10 @@ def _from_registry(name: str, entry: object, root: Path) -> StudentSpec:
         raise SkillbenchError(f"{where}: an hf student needs `base` (model id or path) or `adapter`")
     if spec.backend == "replay" and not spec.path:
         raise SkillbenchError(f"{where}: a replay student needs `path` (an episodes JSONL)")
+    if spec.backend in REMOTE_BACKENDS and not (spec.model or spec.adapter):
+        raise SkillbenchError(f"{where}: an {spec.backend} student needs `model` (the served model name)")
+    if spec.concurrency is not None and int(spec.concurrency) < 1:
+        raise SkillbenchError(f"{where}: concurrency must be at least 1")
     return spec
 
 
@@ -112,7 +122,9 @@ def resolve_student(name: str, registry: dict, root: Path) -> StudentSpec:
             raise SkillbenchError(f"unknown student {name!r}: not registered under [tool.skillbench.students] "
                                   f"(known: {', '.join(known)}), not built in, and not a model or adapter "
                                   "directory")
-    if checkpoint:
+    if checkpoint == BASE_SUFFIX:
+        spec = base_spec(spec, registry, root)
+    elif checkpoint:
         spec = _checkpoint_spec(spec, checkpoint)
     return spec
 
@@ -130,6 +142,98 @@ def _checkpoint_spec(spec: StudentSpec, checkpoint: str) -> StudentSpec:
     else:
         new.base, new.adapter = str(cand), None
     return new
+
+
+ALL_CHECKPOINTS = "all-checkpoints"
+BASE_SUFFIX = "base"
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``checkpoint-N`` directories of a training run, in step order."""
+    out = []
+    run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        for p in run_dir.iterdir():
+            if p.is_dir() and p.name.startswith("checkpoint-") and p.name[len("checkpoint-"):].isdigit():
+                out.append((int(p.name[len("checkpoint-"):]), p))
+    return sorted(out)
+
+
+def _run_dir_spec(name: str, registry: dict, root: Path) -> StudentSpec:
+    """The student a ``NAME@all-checkpoints`` refers to; a bare training directory whose only models are its
+    ``checkpoint-N`` subdirectories is accepted too (its base is read from the first checkpoint)."""
+    try:
+        return resolve_student(name, registry, root)
+    except SkillbenchError:
+        path = Path(name).expanduser()
+        cks = checkpoint_dirs(path)
+        if not cks:
+            raise
+        first = cks[0][1]
+        if (first / "adapter_config.json").is_file():
+            return StudentSpec(name=path.name, backend="hf", base=_adapter_base(first),
+                               adapter=str(path.resolve()), origin=str(path))
+        return StudentSpec(name=path.name, backend="hf", base=str(path.resolve()), origin=str(path))
+
+
+def base_spec(spec: StudentSpec, registry: dict | None = None, root: Path | None = None) -> StudentSpec:
+    """Step 0 of a training run: the same student without its training (``NAME@base``).
+
+    An adapter's base is its registered ``base`` (else ``base_model_name_or_path``); a fully fine-tuned
+    model's base is ``base`` in the run's ``training_manifest.json``. Every other setting (dtype, budget,
+    thinking, device, penalty) is kept so base and checkpoints share one inference path.
+    """
+    new = StudentSpec(**{k: v for k, v in asdict(spec).items()})
+    new.name = f"{spec.name.split('@', 1)[0]}@{BASE_SUFFIX}"
+    new.origin = f"base of {spec.name}"
+    new.base_student = None
+    if spec.adapter:
+        new.base = spec.base or _adapter_base(Path(spec.adapter))
+        new.adapter = None
+        return new
+    run_dir = Path(spec.base or "")
+    manifest = run_dir / "training_manifest.json"
+    base = None
+    if manifest.is_file():
+        try:
+            base = json.loads(manifest.read_text()).get("base")
+        except json.JSONDecodeError:
+            base = None
+    if not base:
+        raise SkillbenchError(f"student {spec.name!r}: cannot tell the base model of this full-model run "
+                              "(no training_manifest.json with `base`)", path=run_dir)
+    if registry and base in registry and root is not None:
+        reg = _from_registry(base, registry[base], root)
+        new.base, new.revision = reg.base, reg.revision
+    else:
+        new.base = base
+    return new
+
+
+def resolve_students(name: str, registry: dict, root: Path, *, with_base: bool = False) -> list[StudentSpec]:
+    """``--student`` value -> one or more specs.
+
+    ``NAME@all-checkpoints`` expands to the base as step 0 (``NAME@base``) followed by every
+    ``NAME@checkpoint-N`` of the training run, in step order. With ``with_base`` (the generality probe)
+    a student is followed by its base: the registered ``base_student`` when it has one, else ``NAME@base``
+    for an adapter or a fine-tuned model whose run records its base.
+    """
+    if name.endswith("@" + ALL_CHECKPOINTS) and not name.startswith("replay:"):
+        spec = _run_dir_spec(name[: -len(ALL_CHECKPOINTS) - 1], registry, root)
+        run_dir = Path(spec.adapter or spec.base or "")
+        cks = checkpoint_dirs(run_dir)
+        if not cks:
+            raise SkillbenchError(f"student {spec.name!r} has no checkpoint-N directories", path=run_dir)
+        return [base_spec(spec, registry, root)] + [_checkpoint_spec(spec, p.name) for _, p in cks]
+    spec = resolve_student(name, registry, root)
+    if not with_base or spec.backend != "hf" or spec.name.endswith("@" + BASE_SUFFIX):
+        return [spec]
+    if spec.base_student:
+        return [spec, resolve_student(spec.base_student, registry, root)]
+    try:
+        return [spec, base_spec(spec, registry, root)]
+    except SkillbenchError:
+        return [spec]  # a plain model: it is its own base
 
 
 def _replay_name(path: Path) -> str:

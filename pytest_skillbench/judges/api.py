@@ -1,0 +1,195 @@
+"""What the HTTP judge backends share: the retry policy and loop, and bounded concurrent calls.
+
+Retried (transient): HTTP 408, 409, 429, 500, 502, 503, 504, 529 (and other 5xx but 501), timeouts, dropped / refused connections
+and API bodies that cannot be read (empty or malformed). Each retry waits ``retry-after-ms`` /
+``retry-after`` when the server sends one (capped at ``retry_after_max``), otherwise an exponential
+backoff ``min(backoff_max, backoff * 2**(attempt-1))`` with jitter (uniformly 50-100% of it). After the
+last attempt the call is a ``JudgeCallError`` and its episode ``error`` (infrastructure) - never ``failed``.
+Other HTTP errors (400, 401, 403, 404, ...) are not retried: ``error`` at once.
+
+The SDK's own retries are switched off (``max_retries=0``), so this loop is the only one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+def is_retryable_status(code: int) -> bool:
+    """The statuses above, and any other 5xx except 501 (gateways invent their own, e.g. 520-524)."""
+    return code in RETRY_STATUSES or (code >= 500 and code != 501)
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    timeout: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        r = (rng or random).random()
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.retry_after_max) + 0.05 * self.backoff * r
+        base = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
+        return base * (0.5 + 0.5 * r)
+
+
+class TransientError(Exception):
+    """A failure worth retrying; ``retry_after`` (seconds) when the server asked for a wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """A failure retrying will not fix (bad request, authentication, unknown model)."""
+
+
+@dataclass
+class JudgeCallError:
+    """The outcome of a judge call that produced no output."""
+
+    message: str
+    reason: str
+    attempts: int
+
+
+def parse_retry_after(headers) -> float | None:
+    """``retry-after-ms`` (milliseconds) or ``retry-after`` (seconds or an HTTP date), else None."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+
+
+async def call_with_retries(call: Callable[[], Awaitable[str]], policy: RetryPolicy,
+                            sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> str | JudgeCallError:
+    last = ""
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            return await call()
+        except PermanentError as exc:
+            return JudgeCallError(f"judge request rejected: {exc}", "judge_request_rejected", attempt)
+        except TransientError as exc:
+            last = str(exc)
+            if attempt < policy.max_attempts:
+                await sleep(policy.delay(attempt, exc.retry_after))
+    n = policy.max_attempts
+    return JudgeCallError(f"judge unavailable after {n} attempt(s): {last}", "judge_unavailable", n)
+
+
+def run_sync(coro_factory: Callable[[], Awaitable]):
+    """Run a coroutine to completion from sync code, also when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro_factory())
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro_factory())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="skillbench-judge")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+Progress = Callable[[int, int], None]
+
+
+class AsyncAPIJudge:
+    """A judge backend behind an HTTP API: subclasses give ``_open``, ``_close`` and ``_call_once``."""
+
+    name = "api"
+
+    def __init__(self, model: str, *, concurrency: int = 8, policy: RetryPolicy | None = None,
+                 max_tokens: int = 1024):
+        self.model = model
+        self.concurrency = max(1, int(concurrency))
+        self.policy = policy or RetryPolicy()
+        self.max_tokens = max_tokens
+        self.requests = 0  # HTTP attempts made by this process (for tests and progress)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.model}"
+
+    def identity(self) -> dict:
+        return {"backend": self.name, "model": self.model}
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "model": self.model, "concurrency": self.concurrency,
+                "max_attempts": self.policy.max_attempts, "timeout": self.policy.timeout}
+
+    async def _open(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def _close(self, client) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def _call_once(self, client, messages: list[dict[str, str]]) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def complete(self, prompts: list[list[dict[str, str]]], progress: Progress | None = None
+                 ) -> list[str | JudgeCallError]:
+        """Every prompt's raw judge output (or the error), at most ``concurrency`` requests in flight."""
+        if not prompts:
+            return []
+        return run_sync(lambda: self._complete(prompts, progress))
+
+    async def _complete(self, prompts, progress):
+        sem = asyncio.Semaphore(self.concurrency)
+        client = await self._open()
+        done = 0
+
+        async def one(messages):
+            nonlocal done
+
+            async def attempt() -> str:
+                self.requests += 1
+                return await self._call_once(client, messages)
+
+            async with sem:
+                out = await call_with_retries(attempt, self.policy)
+            done += 1
+            if progress:
+                progress(done, len(prompts))
+            return out
+
+        try:
+            return await asyncio.gather(*(one(m) for m in prompts))
+        finally:
+            await self._close(client)

@@ -1,0 +1,23 @@
+"""``skillbench train | trace | corpus``: the command-line side of the ``training`` package.
+
+Only argument parsing lives here; torch, transformers, peft and trl are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+
+def _cmd_train(args) -> int:
+    from training.train import run_train
+
+    run_train(args)
+    return 0
+
+
+def register(sub) -> None:
+    from training import corpus, trace, train
+
+    p = sub.add_parser("train", help="LoRA / partial / full SFT of a student on a chat-rows corpus")
+    train.add_train_arguments(p)
+    p.set_defaults(func=_cmd_train)
+    trace.register(sub)
+    corpus.register(sub)
