@@ -118,14 +118,14 @@ def render(res: dict, name_a: str, name_b: str) -> list[str]:
     c = res["confusion"]
     lines = [f"judge A: {name_a} ({', '.join(res['judges']['a'])})",
              f"judge B: {name_b} ({', '.join(res['judges']['b'])})",
-             f"n = {res['n']} episode(s) scored by both (paired by {res['paired_by']}); excluded: "
-             f"{res['excluded']['only_in_a']} only in A, {res['excluded']['only_in_b']} only in B, "
-             f"{res['excluded']['not_scored_by_both']} unscored/error under a judge"]
+             (f"n = {res['n']} episode(s) scored by both (paired by {res['paired_by']}); excluded: "
+              f"{res['excluded']['only_in_a']} only in A, {res['excluded']['only_in_b']} only in B, "
+              f"{res['excluded']['not_scored_by_both']} unscored/error under a judge")]
     if not res["n"]:
         return lines + ["no episode is scored by both judges: nothing to compare"]
     kappa = "n/a" if res["kappa"] is None else f"{res['kappa']:.3f}"
-    lines += [f"agreement {_pct(res['agreement'])} ({res['agreements']}/{res['n']}), Cohen's kappa {kappa}; "
-              f"pass rate A {_pct(res['pass_rate_a'])}, B {_pct(res['pass_rate_b'])}",
+    lines += [(f"agreement {_pct(res['agreement'])} ({res['agreements']}/{res['n']}), Cohen's kappa {kappa}; "
+               f"pass rate A {_pct(res['pass_rate_a'])}, B {_pct(res['pass_rate_b'])}"),
               f"{'confusion':<12} {'B passed':>9} {'B failed':>9}",
               f"{'A passed':<12} {c['a_passed_b_passed']:>9} {c['a_passed_b_failed']:>9}",
               f"{'A failed':<12} {c['a_failed_b_passed']:>9} {c['a_failed_b_failed']:>9}"]

@@ -115,14 +115,14 @@ def load_reference(ref: str, root: Path):
         data = read_baseline(path)
         names = list(data.get("students") or [])
         manifest = data.get("manifest") or {}
-        episodes_of = lambda s: baseline_episodes(data, s)  # noqa: E731
+        episodes_of = lambda s: baseline_episodes(data, s)
     else:
         from .analysis import read_run
 
         run = read_run(path)
         names = sorted({e.student for e in run.episodes})
         manifest = run.manifest
-        episodes_of = lambda s: [e for e in run.episodes if e.student == s]  # noqa: E731
+        episodes_of = lambda s: [e for e in run.episodes if e.student == s]
     if student:
         if student not in names:
             raise SkillbenchError(f"--gate-against {ref}: {path} has no student {student!r} "

@@ -127,7 +127,7 @@ def parse_gate(text: str, *, students: list[str] = (), skills: list[str] | None 
                 known = ", ".join(students) or "none"
                 raise _bad(text, f"student:{tail.split('.')[0]}... is not a student of this run (students: {known})")
             gate.student, rest = names[0], tail[len(names[0]) + 1:]
-        elif rest.startswith("skill:") or rest.startswith("category:"):
+        elif rest.startswith(("skill:", "category:")):
             kind, tail = rest.split(":", 1)
             nm = _NAME.match(tail)
             if not nm or tail[nm.end():nm.end() + 1] != ".":
@@ -411,11 +411,10 @@ def render_gates(section: dict | None) -> list[str]:
                     f"{_num(n['ci95.high'], True)}], lower bound {'>=' if r['passed'] else '<'} "
                     f"{-r['margin']:+.3f} (margin {r['margin']:g}), n_pairs={n['n_pairs']}")
         else:
-            scope = f" [{r['scope']}]" if r.get("scope") else ""
-            body = f"{r['gate']} [{r['student']}]{scope}: {r['metric']} = {_num(r['value'])}"
+            body = f"{r['gate']} [{r['student']}]: {_num(r['value'])}"
             if r["metric"].startswith("delta"):
-                body += (f" (Δ {_num(n['value'], True)}, CI [{_num(n['ci95.low'], True)}, "
-                         f"{_num(n['ci95.high'], True)}], n_pairs={n['n_pairs']})")
+                body += (f" (Δ {_num(n['value'], True)}, paired bootstrap 95% CI [{_num(n['ci95.low'], True)}, "
+                         f"{_num(n['ci95.high'], True)}], McNemar p={_num(n['p'])}, n_pairs={n['n_pairs']})")
             elif r["metric"].startswith("against"):
                 body += f" (Δ {_num(n['diff'], True)}, n_pairs={n['n_pairs']})"
             else:

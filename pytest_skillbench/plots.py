@@ -127,7 +127,16 @@ def plot_skill_delta_vs_baseline(report: dict, student: str, path: Path) -> Path
 
 def plot_delta_series(report: dict, path: Path, series: list[str] | None = None) -> Path | None:
     students = report.get("students", {})
-    names = [n for n in (series or list(students)) if (students.get(n) or {}).get("delta")]
+    if not series:  # run order (the order the students were given), not the report's alphabetical order
+        run_order = [n for n in (report.get("run") or {}).get("students") or {} if n in students]
+        series = run_order + [n for n in students if n not in run_order]
+    missing = [n for n in series if n not in students]
+    if missing:
+        from .errors import SkillbenchError
+
+        raise SkillbenchError(f"--series names unknown student(s): {', '.join(missing)} "
+                              f"(known: {', '.join(students)})")
+    names = [n for n in series if (students.get(n) or {}).get("delta")]
     if not names:
         return None
     plt = _plt()

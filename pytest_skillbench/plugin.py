@@ -86,6 +86,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "exponential backoff and jitter, honouring retry-after (default 6)")
     g.addoption("--judge-backoff", dest="skillbench_judge_backoff", default=None, type=float, metavar="SECONDS",
                 help="first retry wait, doubled per retry (default 1)")
+    g.addoption("--judge-max-tokens", dest="skillbench_judge_max_tokens", default=None, type=int, metavar="N",
+                help="judge output token budget (default 1024 for API judges, 384 for hf)")
     g.addoption("--gate", action="append", dest="skillbench_gate", default=[], metavar="EXPR",
                 help="CI gate (repeatable), e.g. 'curated.pass_rate>=0.85', 'delta>=0', 'delta.ci95.low>0', "
                      "'skill:modus-ponens.curated.pass_rate>=0.6'; exit 1 when one fails, 0 when all hold")
@@ -140,9 +142,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_Recorder(session), "skillbench-recorder")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "skillbench-xdist")
-        # Items of one local model must share a worker, so each worker loads a model once.
-        if (workerinput is None and getattr(config.option, "dist", "no") == "load"
-                and any(s.is_local_model for s in session.specs.values())):
+        # Items of one local model must share a worker, so each worker loads a model once; with an LLM
+        # judge, items of one student share a worker so its judge calls are issued once, concurrently.
+        grouped = any(s.is_local_model for s in session.specs.values()) or session.judges.backend is not None
+        if workerinput is None and getattr(config.option, "dist", "no") == "load" and grouped:
             config.option.dist = "loadgroup"
 
 
@@ -239,6 +242,29 @@ class _XdistHooks:
         node.workerinput["skillbench_run_dir"] = str(self.session.run_dir)
         node.workerinput["skillbench_resume_shards"] = list(self.session.resume_shards)
 
+    def pytest_xdist_make_scheduler(self, config, log):
+        """``--dist loadgroup``: all items of one grouped student (a local model; every student when an LLM judge
+        runs, as the ``xdist_group`` marks say) form one scope, so one worker runs them and loads the model
+        once. (Our own scope function: pytest-xdist 3.8 turns ``xdist_group`` marks into an ``@group`` node-id
+        suffix by assigning ``item._nodeid``, which pytest 9.2 ignores.)"""
+        judged = getattr(getattr(self.session, "judges", None), "backend", None) is not None
+        local = {n for n, s in self.session.specs.items() if s.is_local_model or judged}
+        if config.getvalue("dist") != "loadgroup" or not local:
+            return None
+        from xdist.scheduler import LoadGroupScheduling
+
+        by_id = self.session.spec_by_nodeid()
+        plain = self.session.plain_nodeid
+
+        class ModelGroupScheduling(LoadGroupScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                spec = by_id.get(plain(nodeid))
+                if spec is not None and spec.student in local:
+                    return f"skillbench-model:{spec.student}"
+                return super()._split_scope(nodeid)
+
+        return ModelGroupScheduling(config, log)
+
     def pytest_xdist_node_collection_finished(self, node, ids) -> None:
         # the controller collects nothing itself: the selection (after -k/-m/--lf) comes from the workers
         if not any(self.session.selected.values()):
@@ -247,6 +273,10 @@ class _XdistHooks:
     def pytest_handlecrashitem(self, crashitem, report, sched) -> None:
         """A worker died while running ``crashitem``: its episode is ``error`` (infrastructure), the rest of
         that worker's items are rescheduled by xdist, and the report is still printed."""
+        spec = self.session.spec_by_nodeid().get(self.session.plain_nodeid(crashitem))
+        done = self.session.episodes.get(spec.key) if spec is not None else None
+        if done is not None and done.verdict.status != "error":
+            return  # its episode had already arrived: the worker died after finishing it
         ep = self.session.crash_episode(crashitem, str(report.longrepr))
         if ep is not None:
             report.skillbench = ep.to_dict()
@@ -283,7 +313,8 @@ class SkillbenchItem(pytest.Item):
         for mark in (spec.condition, spec.task.query_type.lower(), keyword(self.category)):
             if mark:
                 self.add_marker(mark)
-        if spec.student in self.sb.specs and self.sb.specs[spec.student].is_local_model:
+        if spec.student in self.sb.specs and (self.sb.specs[spec.student].is_local_model
+                                              or self.sb.judges.backend is not None):
             self.add_marker(pytest.mark.xdist_group(keyword(spec.student)))
         self.extra_keyword_matches.update({keyword(spec.task.skill), keyword(spec.student), spec.task.task_uid})
 
@@ -297,7 +328,8 @@ class SkillbenchItem(pytest.Item):
         return self.sb.catalog[skill].category if skill in self.sb.catalog else ""
 
     def runtest(self) -> None:
-        ep = self.sb.run(self.spec, self.nodeid)
+        # the id without xdist's "@group" suffix: episodes are the same for any -n
+        ep = self.sb.run(self.spec, self.sb.nodeid_of(self.spec))
         self.episode = ep
         v = ep.verdict
         if v.status == "failed":
@@ -347,10 +379,11 @@ def pytest_runtest_makereport(item, call):
         report = outcome.get_result()
         report.skillbench = item.episode.to_dict()
         v = item.episode.verdict
-        for key in ("student", "condition"):
-            report.user_properties.append((key, getattr(item.spec, key)))
-        report.user_properties += [("skill", item.spec.task.skill), ("status", v.status),
-                                   ("expected", v.expected), ("extracted", v.extracted or "")]
+        props = [("student", item.spec.student), ("condition", item.spec.condition), ("skill", item.spec.task.skill),
+                 ("status", v.status), ("expected", v.expected), ("extracted", v.extracted or "")]
+        report.user_properties += props
+        # JUnit XML writes the properties of the *teardown* report, which copies the item's list
+        item.user_properties += [p for p in props if p not in item.user_properties]
 
 
 def pytest_report_teststatus(report, config):
@@ -400,6 +433,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for line in render(report):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"run directory: {sb.run_dir}")
+    if getattr(sb, "resume_note", None):
+        terminalreporter.write_line(sb.resume_note)
     from .gates import render_gates
 
     for line in render_gates(report.get("gates")):  # the report ends with one line per gate

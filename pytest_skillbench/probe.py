@@ -379,6 +379,8 @@ def _cmd_probe(args, extra: list[str]) -> int:
         return 0
     argv = [a for t in args.targets for a in ("--student", t)] + ["--probe", args.probe, "-q",
                                                                     "-p", "no:cacheprovider"] + list(extra)
+    if not any(a.startswith("--rootdir") for a in extra):  # existing option paths must not move the rootdir
+        argv += ["--rootdir", str(Path.cwd())]
     code = int(pytest.main(argv))
     return 0 if code in (0, 1) else code
 

@@ -93,7 +93,7 @@ def _settings_for(manifest: dict, args):
     s.judge_model = args.judge_model or (judge.get("model") if same else None)
     s.judge_base_url = args.judge_base_url or (judge.get("base_url") if same and s.judge_backend == "openai" else None)
     s.judge_api_key_env = args.judge_api_key_env or (judge.get("api_key_env") if same else None)
-    for name in ("judge_concurrency", "judge_timeout", "judge_max_attempts", "judge_backoff"):
+    for name in ("judge_concurrency", "judge_timeout", "judge_max_attempts", "judge_backoff", "judge_max_tokens"):
         if getattr(args, name) is not None:
             setattr(s, name, getattr(args, name))
     if args.cache:
@@ -199,6 +199,7 @@ def add_judge_arguments(p, *, with_mode: bool = True) -> None:
     p.add_argument("--judge-timeout", type=float, default=None, metavar="SECONDS")
     p.add_argument("--judge-max-attempts", type=int, default=None)
     p.add_argument("--judge-backoff", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--judge-max-tokens", type=int, default=None, metavar="N")
 
 
 def register(sub) -> None:

@@ -61,7 +61,8 @@ def resume_key(session) -> str:
         if spec.backend == "hf":
             d["files"] = [_file_signature(spec.base), _file_signature(spec.adapter)]
         elif spec.backend == "replay":
-            d["files"] = [[str(spec.path), *(lambda st: [st.st_size, st.st_mtime_ns])(Path(spec.path).stat())]]
+            st = Path(spec.path).stat()
+            d["files"] = [[str(spec.path), st.st_size, st.st_mtime_ns]]
         students[name] = d
     cfg["students"] = students
     cfg["bench_hash"] = session.bench.content_hash(s.split)
@@ -155,16 +156,17 @@ def prepare(session) -> None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         stale = session.run_dir / f"shards.stale-{stamp}"
         os.replace(session.run_dir / "shards", stale)
-        session.write(f"[skillbench] {session.run_dir}: earlier episodes were made with other settings; "
-                      f"moved aside to {stale.name}")
+        session.resume_note = (f"{session.run_dir}: earlier episodes were made with other settings; moved aside to "
+                               f"{stale.name}")
+        session.write(f"[skillbench] {session.resume_note}")
         previous = []
     claim(session.run_dir, key)
     session.resume_shards = [str(p) for p in previous]
     load_previous(session, session.resume_shards)
     if session.previous:
         done = sum(e.verdict.status != "error" for e in session.previous.values())
-        session.write(f"[skillbench] resuming {session.run_dir}: {done} finished episode(s) are reused, "
-                      f"{len(session.previous) - done} in error are retried")
+        session.resume_note = f"resuming {session.run_dir}: {done} finished episode(s) are reused"
+        session.write(f"[skillbench] {session.resume_note}")
 
 
 def load_previous(session, paths) -> None:

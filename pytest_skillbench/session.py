@@ -99,9 +99,12 @@ class SkillbenchSession:
         self.resume_key: str | None = None
         # on an xdist worker: () -> keys of the items queued on this worker (set by the plugin), or None
         self.queued = None
-        # Validate every student up front: one clear error at session start, never one per item.
+        # Validate every student up front: one clear error at session start, never one per item. (An xdist
+        # worker builds a backend when it first runs one of its items: the controller has validated them, and a
+        # worker that never runs a local model's items should not import torch for it.)
         for spec in self.specs.values():
-            self.backend(spec.name)
+            if not is_worker:
+                self.backend(spec.name)
         if settings.rejudge:  # reuse the stored run's responses; re-judge its error / unscored episodes
             from .rejudge import attach_rejudge
 
@@ -197,15 +200,23 @@ class SkillbenchSession:
     def spec_by_nodeid(self) -> dict[str, ItemSpec]:
         return {self.nodeid_of(s): s for s in self.item_specs()}
 
+    @staticmethod
+    def plain_nodeid(nodeid: str) -> str:
+        """Without the ``@group`` suffix pytest-xdist's loadgroup adds on workers."""
+        nodeid = str(nodeid)
+        at = nodeid.rfind("@")
+        return nodeid[:at] if at > nodeid.rfind("]") else nodeid
+
     def set_selected_nodeids(self, nodeids) -> None:
         """The controller of an xdist run learns the selection from the workers' collections."""
         by_id = self.spec_by_nodeid()
-        self.set_selected([by_id[n] for n in nodeids if n in by_id])
+        self.set_selected([by_id[n] for n in map(self.plain_nodeid, nodeids) if n in by_id])
 
     def crash_episode(self, nodeid: str, message: str) -> Episode | None:
         """The episode of an item whose worker died while running it: ``error``, never ``failed``."""
         from .runstate import CRASH_REASON
 
+        nodeid = self.plain_nodeid(nodeid)
         spec = self.spec_by_nodeid().get(nodeid)
         if spec is None:
             return None

@@ -48,6 +48,7 @@ class Settings:
     judge_timeout: float = 60.0  # seconds per judge request
     judge_max_attempts: int = 6  # tries per judge request (429/5xx/529/timeouts are retried)
     judge_backoff: float = 1.0  # first backoff in seconds (doubles per retry, with jitter)
+    judge_max_tokens: int | None = None  # judge output budget (default 1024 for API judges, 384 for hf)
     rejudge: bool = False
     sft_pair: list[str] = field(default_factory=list)
     allow_path_mismatch: bool = False
@@ -73,6 +74,7 @@ OPTION_DESTS = {
     "skillbench_judge_base_url": "judge_base_url", "skillbench_rejudge": "rejudge",
     "skillbench_judge_api_key_env": "judge_api_key_env", "skillbench_judge_timeout": "judge_timeout",
     "skillbench_judge_max_attempts": "judge_max_attempts", "skillbench_judge_backoff": "judge_backoff",
+    "skillbench_judge_max_tokens": "judge_max_tokens",
     "skillbench_sft_pair": "sft_pair", "skillbench_allow_path_mismatch": "allow_path_mismatch",
     "skillbench_gate": "gate", "skillbench_gate_against": "gate_against", "skillbench_gate_margin": "gate_margin",
     "skillbench_probe": "probe", "skillbench_pairwise": "pairwise", "skillbench_rubric": "rubric",

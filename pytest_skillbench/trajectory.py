@@ -310,7 +310,10 @@ def plot_trajectory(family: str, entry: dict, path: str | Path) -> Path:
                      color="#e6ab02", linestyle="none")
     ax1.set_ylabel("pass rate (%)")
     ax1.set_title(f"{family}: trajectory over training (step 0 = base; dotted = base; v dip, * best)")
-    ax1.legend(loc="best", fontsize=8)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(loc="best", fontsize=8)
+    else:
+        ax1.text(0.5, 0.5, "no scored episodes", transform=ax1.transAxes, ha="center", va="center", color="grey")
     ax1.grid(alpha=0.3)
     for cond in CONDS:
         ys = [r["conditions"].get(cond, {}).get("mean_tokens") for r in rows]
@@ -318,6 +321,8 @@ def plot_trajectory(family: str, entry: dict, path: str | Path) -> Path:
             continue
         ax2.plot([s for s, y in zip(steps, ys) if y is not None], [y for y in ys if y is not None], marker="s",
                  color=COND_COLOURS.get(cond), label=cond)
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(loc="best", fontsize=8)
     ax2.set_ylabel("mean response length (tokens)")
     ax2.set_xlabel("training step")
     ax2.grid(alpha=0.3)
@@ -405,8 +410,6 @@ def _is_run_dir(p: Path) -> bool:
 
 
 def _cmd_trajectory(args, extra: list[str]) -> int:
-    from .report.terminal import render
-
     target = Path(args.target)
     if _is_run_dir(target):  # recompute from a stored run: no model
         if extra:
@@ -432,6 +435,8 @@ def _cmd_trajectory(args, extra: list[str]) -> int:
                    f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-trajectory").resolve()
     argv = ["--student", f"{args.target}@all-checkpoints", "--skillbench-run-dir", str(run_dir), "-q",
             "-p", "no:cacheprovider"] + (["--skillbench-json", args.json] if args.json else []) + list(extra)
+    if not any(a.startswith("--rootdir") for a in extra):  # existing option paths must not move the rootdir
+        argv += ["--rootdir", str(Path.cwd())]
     code = pytest.main(argv)
     if int(code) not in (0, 1):
         return int(code)
@@ -443,7 +448,6 @@ def _cmd_trajectory(args, extra: list[str]) -> int:
             for family, entry in report.get("trajectory", {}).items():
                 print(f"trajectory plot {family}: {entry['plot']}")
     print(f"run directory: {run_dir}")
-    del render
     return 0
 
 

@@ -26,9 +26,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Raw:
 Reply = "Ok | Status | Hang | Drop | Raw"
 Behaviour = Callable[[Request], object]
 
-_TAG = {name: re.compile(rf"<{name}>\n?(.*?)\n?</{name}>", re.S) for name in ("gold", "response")}
+_TAG = {name: re.compile(rf"<{name}>\n?(.*?)\n?</{name}>", re.DOTALL) for name in ("gold", "response")}
 
 
 def section(prompt: str, name: str) -> str:
@@ -105,12 +105,17 @@ def lenient_judge(req: Request) -> Ok:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args) -> None:  # quiet
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without TCP_NODELAY, Nagle + delayed ACK add ~40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
         lb: Loopback = self.server.loopback
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -154,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             with lb.lock:
                 lb.inflight -= 1
 
-    def _reply(self, lb: "Loopback", api: str, body: dict, req: Request) -> None:
+    def _reply(self, lb: Loopback, api: str, body: dict, req: Request) -> None:
         if lb.delay:
             time.sleep(lb.delay)
         reply = lb.behaviour(req)
@@ -209,7 +214,7 @@ def _ok_body(api: str, model: str, text: str) -> dict:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
-    loopback: "Loopback"
+    loopback: Loopback
 
 
 class Loopback:
@@ -245,7 +250,7 @@ class Loopback:
             self.ranks.clear()
             self.log.clear()
 
-    def start(self) -> "Loopback":
+    def start(self) -> Loopback:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._thread.start()
@@ -255,7 +260,7 @@ class Loopback:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "Loopback":
+    def __enter__(self) -> Loopback:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc) -> None:

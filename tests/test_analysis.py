@@ -460,3 +460,14 @@ def test_render_per_skill_lists_every_skill():
     rep = build_report(make_eps("x", [1, 0, 0], [1, 1, 0], skills=["a", "b", "c"]), {}, resamples=R)
     lines = render_per_skill(rep)
     assert sum(line.strip().split()[0] in ("a", "b", "c") for line in lines if line.startswith("  ")) == 3
+
+
+def test_delta_series_follows_run_order_and_rejects_unknown_names(tmp_path):
+    from pytest_skillbench.plots import plot_delta_series
+
+    eps = make_eps("z", [1, 0, 0], [1, 1, 0]) + make_eps("a", [1, 1, 0], [1, 0, 0])
+    rep = build_report(eps, manifest_for({"z": HF, "a": HF}), resamples=R)
+    assert list(rep["students"]) == ["a", "z"]  # the report is alphabetical, the series is not
+    assert plot_delta_series(rep, tmp_path / "s.png").stat().st_size > 2000
+    with pytest.raises(SkillbenchError, match="unknown student"):
+        plot_delta_series(rep, tmp_path / "t.png", series=["z", "nope"])

@@ -12,8 +12,8 @@ import time
 from collections import Counter
 
 import pytest
+from loopback import Drop, Hang, Loopback, Ok, Raw, Status, lenient_judge, verdict_json
 
-from loopback import Drop, Hang, Loopback, Ok, Raw, Status, lenient_judge, names_gold, verdict_json
 from pytest_skillbench.cache import Store
 from pytest_skillbench.episodes import Verdict
 from pytest_skillbench.judges import llm
@@ -39,6 +39,28 @@ def items(tasks):
         text = f"Working through the passage.\nANSWER: {t.answer}" if i < 6 else "Working through it.\nANSWER: zzz"
         out.append(JudgeItem(t, text, "baseline"))
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_clients(items):
+    """Pay the one-time costs (anyio backend import, first SDK request) before the short timeouts apply.
+
+    ``gc.freeze()``: this process holds torch / transformers; a full collection of that heap can pause the
+    event loop past the 0.25 s test timeout and turn a healthy request into a spurious timeout.
+    """
+    import gc
+    import os
+
+    gc.collect()
+    gc.freeze()
+
+    os.environ.setdefault("LOOPBACK_KEY", "secret")
+    with Loopback() as lb:
+        for be in (AnthropicJudge("w", base_url=lb.url, api_key="k"),
+                   OpenAIJudge("w", base_url=lb.url + "/v1", api_key_env="LOOPBACK_KEY")):
+            JudgeRunner("llm-only", be).prepare(items[:1])
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture
@@ -107,7 +129,7 @@ def test_faults_give_exact_counts(api, scenario, server, items, monkeypatch):
         assert got["error"] == 3 and got["unscored"] == 0 and got["passed"] + got["failed"] == N - 3
         assert got["failed"] <= 4
     else:
-        assert got == expected
+        assert got == expected, [v.rationale for v in verdicts][:2]
     assert server.calls == requests
     for v in verdicts:
         assert v.judge == f"{api}:loopback-judge"
@@ -117,9 +139,10 @@ def test_faults_give_exact_counts(api, scenario, server, items, monkeypatch):
             assert v.reason == llm.PARSE_FAILURE and v.rationale
 
 
-@pytest.mark.parametrize("api", ["anthropic", "openai"])
-def test_429_retry_after_is_honoured(api, server, items, monkeypatch):
-    server.behaviour = after(Status(429, {"retry-after": "1"}))
+@pytest.mark.parametrize("api,header,wait", [("anthropic", {"retry-after": "1"}, 1.0),
+                                             ("openai", {"retry-after-ms": "600"}, 0.6)])
+def test_429_retry_after_is_honoured(api, header, wait, server, items, monkeypatch):
+    server.behaviour = after(Status(429, header))
     be = backend(api, server, monkeypatch, concurrency=N, policy=RetryPolicy(max_attempts=3, backoff=0.01, timeout=2))
     assert counts(judge_all(JudgeRunner("llm-only", be), items[:4])) == {"passed": 4, "failed": 0, "unscored": 0,
                                                                          "error": 0}
@@ -128,7 +151,7 @@ def test_429_retry_after_is_honoured(api, server, items, monkeypatch):
     for req in server.log:
         by_key.setdefault(req.key, []).append(req.received)
     for times in by_key.values():
-        assert times[1] - times[0] >= 0.95  # waited the server's retry-after (1 s), not the 10 ms backoff
+        assert times[1] - times[0] >= wait - 0.02  # waited the server's retry-after, not the 10 ms backoff
 
 
 def test_retry_after_parsing_and_backoff():
@@ -156,7 +179,7 @@ def test_requests_carry_prompt_key_and_model(server, items, monkeypatch):
     server.reset()
     judge_all(JudgeRunner("llm-only", backend("anthropic", server, monkeypatch)), items[:1])
     req = server.log[0]
-    assert req.api == "anthropic" and req.headers.get("x-api-key") == "test-key"
+    assert req.api == "anthropic" and "test-key" in (req.headers.get("x-api-key") or req.headers.get("authorization"))
     assert req.system == llm.JUDGE_SYSTEM and t.passage in req.prompt
 
 
@@ -167,7 +190,8 @@ def test_anthropic_reads_base_url_and_key_from_env(server, items, monkeypatch, t
                  judge_timeout=2, judge_backoff=0.01)
     runner = build_runner(s)
     assert counts(judge_all(runner, items)) == JUDGED
-    assert server.calls == N and server.log[0].headers.get("x-api-key") == "env-key"
+    hdrs = server.log[0].headers
+    assert server.calls == N and "env-key" in (hdrs.get("x-api-key") or hdrs.get("authorization"))
     assert runner.describe()["base_url"] == server.url and runner.describe()["prompt_version"] == llm.JUDGE_PROMPT_VERSION
 
 
@@ -220,7 +244,8 @@ def test_unscored_and_error_are_never_cached(server, items, monkeypatch, tmp_pat
 
 
 def test_concurrency_is_bounded_and_fast(items, monkeypatch, tasks):
-    many = [JudgeItem(t, f"ANSWER: {t.answer}", c) for t in tasks[:24] for c in ("baseline", "curated")]
+    many = [JudgeItem(t, f"In the {c} condition.\nANSWER: {t.answer}", c) for t in tasks[:24]
+            for c in ("baseline", "curated")]
     with Loopback(delay=0.1) as lb:
         be = backend("anthropic", lb, monkeypatch, concurrency=8)
         t0 = time.perf_counter()
@@ -297,18 +322,3 @@ def test_hook_verdicts(tasks, server, monkeypatch):
     assert server.calls == N - n_yes_no  # the hook's verdicts never reach the LLM
     assert sum(v.judge == "proj" and v.status == "failed" for v in verdicts) == n_yes_no
     assert len(seen) == N  # called once per item, memoised between prepare and outcome
-
-
-def test_hf_judge_is_strict_and_batched(tiny_model_dir, tasks, tmp_path):
-    from pytest_skillbench.judges.hf import HFJudge
-
-    judge = HFJudge(str(tiny_model_dir), batch_size=4, max_new_tokens=8, cache_dir=tmp_path)
-    items = [JudgeItem(t, f"ANSWER: {t.answer}", "baseline") for t in tasks[:6]]
-    runner = JudgeRunner("llm-only", judge, store=Store(tmp_path, "judgments"))
-    verdicts = judge_all(runner, items)
-    # a random tiny model writes no JSON verdict: unscored, never failed
-    assert counts(verdicts) == {"passed": 0, "failed": 0, "unscored": 6, "error": 0}
-    assert all(v.reason == "judge_parse_failure" and v.judge == f"hf:{tiny_model_dir}" for v in verdicts)
-    assert judge.backend.forward_batches == 2  # 6 prompts in batches of 4
-    assert runner.describe()["backend"] == "hf"
-    assert all(names_gold(i.task.answer, i.response) for i in items)

@@ -221,7 +221,9 @@ def test_adapter_reloads_and_the_plugin_evaluates_it(lora_run, pytester):
         assert conds["baseline"]["errors"] == 0 and conds["curated"]["errors"] == 0
         path = data["run"]["students"][name]["path"]
         assert path["adapter_path"].startswith(str(out))
-        assert path["trained_chat_template"] == path["chat_template"]  # no template-mismatch warning
+        # the patched training template is proven equivalent: same inference path as the base, no warning
+        assert path["trained_chat_template"] == path["chat_template"]
+        assert path["chat_template"] == lora_run["manifest"]["inference_chat_template_hash"]
 
 
 # -- partial mode -----------------------------------------------------------------------------------------------
@@ -269,9 +271,13 @@ def test_optim_8bit_needs_cuda_unless_fallback_allowed():
     name, note = choose_optim("adamw_8bit", True, cuda=False, bnb=True)
     assert name == "adamw_torch" and "used adamw" in note
     assert choose_optim("adamw_8bit", False, cuda=True, bnb=True) == ("adamw_bnb_8bit", None)
-    lora = resolved_hparams(train_args("--out", "x"))
+    lora = resolved_hparams(train_args("--out", "x"), "cpu")
     assert (lora["epochs"], lora["lr"], lora["scheduler"], lora["warmup_ratio"], lora["effective_batch"],
             lora["lora_r"], lora["lora_alpha"], lora["lora_dropout"]) == (3, 2e-4, "cosine", 0.03, 8, 8, 16, 0.05)
+    assert (lora["batch_size"], lora["grad_accum"]) == (1, 8)
+    gpu = resolved_hparams(train_args("--out", "x"), "cuda")
+    assert (gpu["batch_size"], gpu["grad_accum"], gpu["effective_batch"]) == (4, 2, 8)
+    assert resolved_hparams(train_args("--out", "x", "--batch-size", "2"), "cpu")["grad_accum"] == 4
     part = resolved_hparams(train_args("--out", "x", "--mode", "partial"))
     assert (part["epochs"], part["lr"], part["scheduler"], part["warmup_ratio"], part["weight_decay"]) == \
         (2, 2e-5, "linear", 0.05, 0.01)
@@ -316,7 +322,9 @@ def test_trace_then_corpus_build(tmp_path):
 
     mixed = build_corpus([str(tmp_path / "trace")] * 2, tmp_path / "m.jsonl", conditions=("baseline", "curated"),
                          strip_skill_block=True, min_length=10)
-    assert mixed["rows"] == len(passed) and mixed["dropped"]["duplicate"] == len(passed)  # same run twice
+    # without the SKILL block a task's baseline and curated rows with the same response are one row
+    unique = {(e["task_uid"], e["response"]) for e in eps if e["verdict"]["status"] == "passed"}
+    assert mixed["rows"] == len(unique) and mixed["dropped"]["duplicate"] == 2 * len(passed) - len(unique)
     assert all("--- SKILL:" not in r.messages[0]["content"] for r in load_chat_rows(tmp_path / "m.jsonl"))
 
     from training.corpus import ceiling_skills

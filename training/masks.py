@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pytest_skillbench.errors import SkillbenchError
 
-_THINK_RE = re.compile(r"^<think>.*?</think>\s*", re.S)
+_THINK_RE = re.compile(r"^<think>.*?</think>\s*", re.DOTALL)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pytest_skillbench.errors import SkillbenchError
 GEN_OPEN = "{% generation %}"
 GEN_CLOSE = "{% endgeneration %}"
 _MARKER_RE = re.compile(r"\{%-?\s*generation\s*-?%\}")
-_EXPR_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.S)
+_EXPR_RE = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
 _ROLE_FORMS = {"message['role']", 'message["role"]', "message.role"}
 _CONTENT_FORMS = {"message['content']", 'message["content"]', "message.content", "content"}
 START, END = "<|im_start|>", "<|im_end|>"
@@ -137,7 +137,7 @@ def _patch_chatml(template: str) -> str | None:
     return "".join(out)
 
 
-_TAG_RE = re.compile(r"\{%-?\s*(\w+)(.*?)-?%\}", re.S)
+_TAG_RE = re.compile(r"\{%-?\s*(\w+)(.*?)-?%\}", re.DOTALL)
 
 
 def _patch_qwen3(template: str) -> str | None:
@@ -209,12 +209,14 @@ def _render(tok, template: str, messages: list[dict], add_generation_prompt: boo
 
 
 def check_equivalent(tok, original: str, patched: str, conversations: list[list[dict]] | None = None,
-                     label: str = "probe") -> None:
+                     names: list[str] | None = None) -> None:
     """Raise unless ``patched`` renders byte-identical text to ``original`` on every conversation."""
     convs = conversations if conversations is not None else PROBES
     for i, msgs in enumerate(convs):
-        gen_options = [True] if msgs[-1]["role"] != "assistant" else [False, True]
-        for agp in gen_options:
+        cases = [(msgs, True)] if msgs[-1]["role"] != "assistant" else [(msgs, False), (msgs, True)]
+        if msgs[-1]["role"] == "assistant" and len(msgs) > 1:
+            cases.append((msgs[:-1], True))  # the prompt as the plugin renders it at evaluation
+        for msgs, agp in cases:
             for kw in ({}, {"enable_thinking": False}):
                 try:
                     a = _render(tok, original, msgs, agp, **kw)
@@ -223,7 +225,8 @@ def check_equivalent(tok, original: str, patched: str, conversations: list[list[
                 b = _render(tok, patched, msgs, agp, **kw)
                 if a != b:
                     k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
-                    raise SkillbenchError(f"the patched chat template renders {label} {i} differently from the "
+                    where = names[i] if names else f"probe conversation {i}"
+                    raise SkillbenchError(f"{where}: the patched chat template renders it differently from the "
                                           f"original at character {k}: {a[k:k + 40]!r} vs {b[k:k + 40]!r}")
 
 

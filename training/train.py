@@ -64,8 +64,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", choices=SCHEDULERS, default=None, help="lora cosine, partial/full linear")
     g.add_argument("--warmup-ratio", type=float, default=None, help="lora 0.03, partial/full 0.05")
     g.add_argument("--weight-decay", type=float, default=None, help="lora 0, partial/full 0.01")
-    g.add_argument("--batch-size", type=int, default=4, help="per-device batch (default 4)")
-    g.add_argument("--grad-accum", type=int, default=2, help="gradient accumulation steps (default 2)")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="per-device batch (default 4 on CUDA, 1 on CPU/MPS: a 1000-token row needs ~4 GB of "
+                        "activations for SmolLM2-135M in fp32)")
+    g.add_argument("--grad-accum", type=int, default=None,
+                   help="gradient accumulation steps (default: effective batch 8, i.e. 2 on CUDA, 8 on CPU)")
     g.add_argument("--max-length", type=int, default=2048, help="tokens per row; longer rows are truncated")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--gradient-checkpointing", action="store_true")
@@ -89,14 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- pieces that need no torch -------------------------------------------------------------------------
-def resolved_hparams(args) -> dict:
+EFFECTIVE_BATCH = 8
+
+
+def batch_plan(batch_size: int | None, grad_accum: int | None, device: str) -> tuple[int, int]:
+    """(per-device batch, accumulation steps); by default an effective batch of 8 per device."""
+    if batch_size is None:
+        batch_size = 4 if device == "cuda" else 1
+        if grad_accum is not None:
+            return batch_size, grad_accum
+    if grad_accum is None:
+        grad_accum = max(1, EFFECTIVE_BATCH // batch_size)
+    return batch_size, grad_accum
+
+
+def resolved_hparams(args, device: str = "cpu") -> dict:
+    batch_size, grad_accum = batch_plan(args.batch_size, args.grad_accum, device)
     d = dict(MODE_DEFAULTS[args.mode])
     for key in d:
         value = getattr(args, key)
         if value is not None:
             d[key] = value
-    d.update({"mode": args.mode, "batch_size": args.batch_size, "grad_accum": args.grad_accum,
-              "effective_batch": args.batch_size * args.grad_accum, "max_length": args.max_length,
+    d.update({"mode": args.mode, "batch_size": batch_size, "grad_accum": grad_accum,
+              "effective_batch": batch_size * grad_accum, "max_length": args.max_length,
               "seed": args.seed, "gradient_checkpointing": args.gradient_checkpointing,
               "max_steps": args.max_steps, "save_steps": args.save_steps, "save_only_model": args.save_only_model,
               "optim": args.optim})
@@ -120,7 +138,7 @@ def _target_modules(value: str):
 
 def validate_args(args) -> None:
     for key, lo in (("batch_size", 1), ("grad_accum", 1), ("max_length", 8), ("save_steps", 1), ("lora_r", 1)):
-        if getattr(args, key) < lo:
+        if getattr(args, key) is not None and getattr(args, key) < lo:
             raise SkillbenchError(f"--{key.replace('_', '-')} must be >= {lo}")
     if args.max_steps == 0 or args.max_steps < -1:
         raise SkillbenchError("--max-steps must be a positive number of steps")
@@ -203,7 +221,7 @@ def resolve_base_model(base: str, root: Path, cache: str | None) -> dict:
 # -- model set-up ---------------------------------------------------------------------------------------------
 def _decoder_parts(model):
     """(list of transformer blocks, final norm module) for common causal-LM layouts."""
-    import torch.nn as nn
+    from torch import nn
 
     n = getattr(model.config, "num_hidden_layers", None)
     blocks = None
@@ -233,7 +251,7 @@ def setup_partial(model, top_k: int, train_embeddings: bool = False) -> dict:
     A tied lm_head shares its weight with the input embeddings; unless embeddings are trained too, it is
     untied (given its own copy, ``tie_word_embeddings=False``) so that only lm_head learns.
     """
-    import torch.nn as nn
+    from torch import nn
 
     blocks, norm = _decoder_parts(model)
     if top_k > len(blocks):
@@ -310,7 +328,7 @@ def _bf16(choice: str, device: str) -> tuple[bool, str | None]:
 def run_train(args, log=print) -> dict:
     """Train; return the manifest. ``args`` is the namespace ``add_train_arguments`` defines."""
     validate_args(args)
-    hp = resolved_hparams(args)
+    resolved_hparams(args)  # option errors before anything heavy
     root = Path.cwd()
     out = Path(args.out).expanduser().resolve()
     corpus_path = Path(args.corpus).expanduser().resolve() if args.corpus else default_corpus()
@@ -328,6 +346,7 @@ def run_train(args, log=print) -> dict:
     from .templates import check_equivalent, patch_template, template_hash
 
     device = _device(args.device)
+    hp = resolved_hparams(args, device)
     bf16, bf16_note = _bf16(args.bf16, device)
     bnb = False
     if args.optim == "adamw_8bit":
@@ -345,7 +364,7 @@ def run_train(args, log=print) -> dict:
         tok.pad_token = tok.eos_token
     original_template = tok.chat_template
     patched, family = patch_template(tok)
-    check_equivalent(tok, original_template, patched, [r.messages for r in rows], label="corpus row")
+    check_equivalent(tok, original_template, patched, [r.messages for r in rows], [r.where for r in rows])
     examples, mask_report = verify_corpus(tok, rows, patched, args.max_length)
     tok.chat_template = patched  # saved with every checkpoint and the final output
     log(f"[train] corpus {corpus_path}: {len(rows)} rows; chat template {family}, renders every row "
@@ -376,7 +395,7 @@ def run_train(args, log=print) -> dict:
     cfg_kwargs = dict(
         output_dir=str(out), num_train_epochs=hp["epochs"], learning_rate=hp["lr"],
         lr_scheduler_type=hp["scheduler"], weight_decay=hp["weight_decay"],
-        per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=args.grad_accum,
+        per_device_train_batch_size=hp["batch_size"], gradient_accumulation_steps=hp["grad_accum"],
         max_length=args.max_length, seed=args.seed, data_seed=args.seed,
         gradient_checkpointing=args.gradient_checkpointing, max_steps=args.max_steps,
         save_strategy="steps", save_steps=args.save_steps, save_only_model=args.save_only_model,
@@ -459,10 +478,9 @@ def run_train(args, log=print) -> dict:
     t0 = time.perf_counter()
     result = trainer.train()
     train_s = time.perf_counter() - t0
+    trainer.save_model(str(out))  # every rank takes part (sharded/DeepSpeed saves); rank 0 writes
     if not world["main"]:
         return manifest
-
-    trainer.save_model(str(out))
     _fix_adapter_base(out, base["adapter_base"])
     _save_tokenizer(tok, patched, out)
     if args.mode != "lora":

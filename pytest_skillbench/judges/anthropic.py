@@ -7,12 +7,19 @@ The SDK's retries are off (``max_retries=0``); ``api.call_with_retries`` retries
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 
 from ..errors import SkillbenchError
-from .api import (AsyncAPIJudge, PermanentError, RetryPolicy, TransientError, is_retryable_status,
-                  parse_retry_after)
+from .api import (
+    AsyncAPIJudge,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    is_retryable_status,
+    parse_retry_after,
+)
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 
@@ -23,16 +30,14 @@ class AnthropicJudge(AsyncAPIJudge):
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 8, policy: RetryPolicy | None = None, max_tokens: int = 1024):
         super().__init__(model or DEFAULT_MODEL, concurrency=concurrency, policy=policy, max_tokens=max_tokens)
-        try:
-            import anthropic  # noqa: F401
-        except ImportError:  # pragma: no cover - a declared dependency
-            raise SkillbenchError("the anthropic judge needs the anthropic package: pip install anthropic") from None
         self.base_url = base_url
         self.api_key = api_key
         if api_key is None and not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
                                     or os.environ.get("ANTHROPIC_PROFILE")):
             raise SkillbenchError("--judge-backend anthropic needs an API key: set ANTHROPIC_API_KEY "
                                   "(and ANTHROPIC_BASE_URL for a gateway)")
+        if importlib.util.find_spec("anthropic") is None:  # pragma: no cover - a declared dependency
+            raise SkillbenchError("the anthropic judge needs the anthropic package: pip install anthropic")
 
     def describe(self) -> dict:
         d = super().describe()

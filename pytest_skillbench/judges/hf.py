@@ -24,7 +24,7 @@ class HFJudge:
     name = "hf"
 
     def __init__(self, model: str | None = None, *, pool=None, registry: dict | None = None, root: Path | None = None,
-                 batch_size: int = 16, max_new_tokens: int = 256, device: str | None = None, dtype: str | None = None,
+                 batch_size: int = 16, max_new_tokens: int = 384, device: str | None = None, dtype: str | None = None,
                  cache_dir=None):
         self.model = model or DEFAULT_MODEL
         root = Path(root or ".")
@@ -39,8 +39,8 @@ class HFJudge:
         spec.thinking = spec.thinking if spec.thinking != "keep" else "disable"
         self.spec = spec
         self._pool = pool  # a ModelPool, or a callable returning one (the session's, created lazily)
-        self._opts = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, device=device, dtype=dtype,
-                          repetition_penalty=1.0, cache_dir=cache_dir)
+        self._opts = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "device": device,
+                      "dtype": dtype, "repetition_penalty": 1.0, "cache_dir": cache_dir}
         self._backend = None
         self.concurrency = 1
         self.requests = 0
@@ -74,7 +74,7 @@ class HFJudge:
             results = self.backend.generate(reqs, progress=(lambda d, t, _tok: progress(d, t)) if progress else None)
         except SkillbenchError:
             raise
-        except Exception as exc:  # a broken local judge is infrastructure: error episodes, not failures
+        except Exception as exc:  # noqa: BLE001 - a broken local judge is infrastructure: error, not failed
             msg = f"local judge failed: {type(exc).__name__}: {exc}"
             return [JudgeCallError(msg, "judge_unavailable", 1) for _ in prompts]
         return [r.text if r is not None and r.text is not None

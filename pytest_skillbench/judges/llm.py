@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 
 from ..bench.tasks import Task
@@ -91,7 +92,7 @@ def response_hash(response: str | None) -> str:
     return hashlib.sha256((response or "").encode()).hexdigest()[:32]
 
 
-_FENCE = re.compile(r"^```(?:json|JSON)?[ \t]*\n(.*)\n```$", re.S)
+_FENCE = re.compile(r"^```(?:json|JSON)?[ \t]*\n(.*)\n```$", re.DOTALL)
 
 
 class JudgeParseError(ValueError):
@@ -127,7 +128,7 @@ def _clip(text: str | None, n: int = 200) -> str:
 
 
 def _score(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return None
     return float(min(1.0, max(0.0, value)))
 

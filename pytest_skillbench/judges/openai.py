@@ -14,8 +14,14 @@ import os
 import httpx
 
 from ..errors import SkillbenchError
-from .api import (AsyncAPIJudge, PermanentError, RetryPolicy, TransientError, is_retryable_status,
-                  parse_retry_after)
+from .api import (
+    AsyncAPIJudge,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    is_retryable_status,
+    parse_retry_after,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"

@@ -421,7 +421,7 @@ def _cmd(args, kind: str) -> int:
     run = read_run(args.run)
     cli = {"judge_backend": args.judge_backend, "judge_model": args.judge_model,
            "judge_base_url": args.judge_base_url, "judge_concurrency": args.judge_concurrency,
-           "cache": args.cache}
+           "judge_api_key_env": args.judge_api_key_env, "cache": args.cache}
     settings = build_settings(cli, Path.cwd())
     cache = Path(settings.cache) if settings.cache else default_cache_dir()
     backend = make_judge(settings, cache_dir=cache, root=Path.cwd())
@@ -461,6 +461,7 @@ def register(sub) -> None:
         p.add_argument("--judge-backend", default=None, help="anthropic | openai | hf")
         p.add_argument("--judge-model", default=None)
         p.add_argument("--judge-base-url", default=None)
+        p.add_argument("--judge-api-key-env", default=None, help="environment variable holding the API key")
         p.add_argument("--judge-concurrency", type=int, default=None)
         p.add_argument("--cache", default=None, help="skillbench cache directory (judgments are cached)")
         p.add_argument("--json", default=None, help="write the section as JSON here")

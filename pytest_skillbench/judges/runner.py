@@ -21,9 +21,9 @@ rejudge asks the judge again.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..bench.tasks import Task
 from ..cache import Store, key_of
@@ -55,24 +55,25 @@ def make_backend(settings, *, cache_dir=None, pool=None, root: Path | None = Non
         from .anthropic import AnthropicJudge
 
         return AnthropicJudge(settings.judge_model, base_url=settings.judge_base_url,
-                              concurrency=settings.judge_concurrency, policy=policy)
+                              concurrency=settings.judge_concurrency, policy=policy,
+                              max_tokens=settings.judge_max_tokens or 1024)
     if name == "openai":
         from .openai import OpenAIJudge
 
         return OpenAIJudge(settings.judge_model, base_url=settings.judge_base_url,
                            api_key_env=settings.judge_api_key_env, concurrency=settings.judge_concurrency,
-                           policy=policy)
+                           policy=policy, max_tokens=settings.judge_max_tokens or 1024)
     if name == "hf":
         from .hf import HFJudge
 
         return HFJudge(settings.judge_model, pool=pool, registry=settings.students, root=root,
                        batch_size=settings.batch_size, device=settings.device, dtype=settings.dtype,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, max_new_tokens=settings.judge_max_tokens or 384)
     raise SkillbenchError(f"--judge-backend {name!r} is not one of {', '.join(BACKENDS)}")
 
 
 def build_runner(settings, *, root: Path | None = None, pool=None, cache_dir=None, write=None,
-                 hook: JudgeHook | None = None) -> "JudgeRunner":
+                 hook: JudgeHook | None = None) -> JudgeRunner:
     """The session's (or ``skillbench rejudge``'s) judge runner; one clear error for a bad judge set-up."""
     from ..students.embedded import default_cache_dir
 

@@ -240,7 +240,7 @@ class HFBackend(Backend):
             fp = {"backend": "hf", "base": self.spec.base, "revision": self.spec.revision,
                   "weights": file_hash(weights, self.cache_dir) if weights else f"hub:{self.base_path}",
                   "dtype": str(self.dtype).replace("torch.", ""), "quantization": self.spec.quantization,
-                  "chat_template": hashlib.sha256(self._tokenizer_template().encode()).hexdigest()[:16],
+                  "chat_template": _template_fp(self._tokenizer_template(), self.spec.adapter or self.base_path),
                   "generation": self.generation_config()}
             if self.spec.adapter:
                 ad = Path(self.spec.adapter)
@@ -306,23 +306,40 @@ class HFBackend(Backend):
         return results  # type: ignore[return-value]
 
 
-def _trained_template_hash(trained_dir: str | None, used: str | None = None) -> str | None:
-    """The chat-template hash recorded by ``skillbench train`` for an adapter/model dir or a checkpoint of it.
-
-    Training uses a patched copy of the base's template (with ``{% generation %}`` markers) that was verified
-    to render the corpus byte-identically to the base's own template, whose hash the manifest records as
-    ``inference_chat_template_hash``; evaluating with either one is evaluating with the trained template.
-    """
+def _training_manifest(trained_dir: str | None) -> dict | None:
+    """``training_manifest.json`` of a ``skillbench train`` output dir, or of the run a checkpoint belongs to."""
     if not trained_dir:
         return None
     for cand in (Path(trained_dir) / "training_manifest.json", Path(trained_dir).parent / "training_manifest.json"):
         if cand.is_file():
             try:
-                manifest = json.loads(cand.read_text())
+                return json.loads(cand.read_text())
             except json.JSONDecodeError:
                 return None
-            trained = manifest.get("chat_template_hash")
-            if used and used in (trained, manifest.get("inference_chat_template_hash")):
-                return used
-            return trained
     return None
+
+
+def _template_fp(template: str, trained_dir: str | None) -> str:
+    """The chat-template hash of the inference path.
+
+    ``skillbench train`` saves a patched copy of the base's template (``{% generation %}`` markers added) that
+    it verified to render byte-identically to the base's own template (on probes and on every corpus row); such
+    a template is recorded under the base template's hash (``inference_chat_template_hash``), so a trained
+    student and its base share one inference path.
+    """
+    h = hashlib.sha256(template.encode()).hexdigest()[:16]
+    manifest = _training_manifest(trained_dir) if trained_dir else None
+    if manifest and h == manifest.get("chat_template_hash") and manifest.get("inference_chat_template_hash"):
+        return manifest["inference_chat_template_hash"]
+    return h
+
+
+def _trained_template_hash(trained_dir: str | None, used: str | None = None) -> str | None:
+    """The chat template (inference hash) a trained adapter/model was trained with, from its manifest."""
+    manifest = _training_manifest(trained_dir)
+    if not manifest:
+        return None
+    trained = manifest.get("chat_template_hash")
+    if used and used in (trained, manifest.get("inference_chat_template_hash")):
+        return used
+    return manifest.get("inference_chat_template_hash") or trained

@@ -30,7 +30,7 @@ def _error_text(response) -> str:
         msg = err.get("message") if isinstance(err, dict) else (err or data.get("message") or data.get("detail"))
         if msg:
             return f"HTTP {response.status_code}: {msg}"
-    except Exception:  # noqa: BLE001 - any unreadable body
+    except Exception:  # noqa: BLE001, S110 - an unreadable error body: fall back to its first bytes
         pass
     return f"HTTP {response.status_code}: {response.text[:200]}"
 

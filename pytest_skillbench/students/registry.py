@@ -226,10 +226,12 @@ def resolve_students(name: str, registry: dict, root: Path, *, with_base: bool =
             raise SkillbenchError(f"student {spec.name!r} has no checkpoint-N directories", path=run_dir)
         return [base_spec(spec, registry, root)] + [_checkpoint_spec(spec, p.name) for _, p in cks]
     spec = resolve_student(name, registry, root)
-    if not with_base or spec.backend != "hf" or spec.name.endswith("@" + BASE_SUFFIX):
+    if not with_base or spec.name.endswith("@" + BASE_SUFFIX):
         return [spec]
     if spec.base_student:
         return [spec, resolve_student(spec.base_student, registry, root)]
+    if spec.backend != "hf":
+        return [spec]
     try:
         return [spec, base_spec(spec, registry, root)]
     except SkillbenchError:

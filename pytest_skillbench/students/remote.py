@@ -110,8 +110,9 @@ class RemoteBackend(Backend):
 
     def path_info(self) -> dict:
         info = dict(self.fingerprint())
-        info.update({"served_models": sorted(self.served_models) or None, "concurrency": self.concurrency,
-                     "timeout": self.timeout, "max_retries": self.max_retries})
+        # (the model names the server reported, ``served_models``, are per process: not in the manifest, which
+        # must be the same for any number of xdist workers)
+        info.update({"concurrency": self.concurrency, "timeout": self.timeout, "max_retries": self.max_retries})
         return info
 
     def chunk_size(self) -> int:
@@ -164,7 +165,7 @@ class RemoteBackend(Backend):
                 i = futures[fut]
                 try:
                     res = fut.result()
-                except Exception as exc:  # a bug in a client library must not lose the item
+                except Exception as exc:  # noqa: BLE001 - a bug in a client library must not lose the item
                     res = GenResult(text=None, error=f"{type(exc).__name__}: {exc}")
                 results[i] = res
                 done += 1
