@@ -108,6 +108,22 @@ def pytest_addhooks(pluginmanager) -> None:
     pluginmanager.add_hookspecs(hookspec)
 
 
+def _project_root(config: pytest.Config):
+    """Where [tool.skillbench] lives: the ini file's directory, else the invocation directory, else rootdir.
+
+    pytest may pick a rootdir from an existing path given as an option value (e.g. --skillbench-cache DIR),
+    so rootdir alone would miss the project's pyproject.toml.
+    """
+    cands = []
+    if config.inipath is not None:
+        cands.append(config.inipath.parent)
+    cands += [config.invocation_params.dir, config.rootpath]
+    for c in cands:
+        if (c / "pyproject.toml").is_file():
+            return c
+    return config.rootpath
+
+
 def _cli_values(config: pytest.Config) -> dict:
     out = {}
     for dest, field in OPTION_DESTS.items():
@@ -125,8 +141,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     workerinput = getattr(config, "workerinput", None)
     try:
-        settings = build_settings(_cli_values(config), config.rootpath)
-        session = SkillbenchSession(settings, config.rootpath, is_worker=workerinput is not None,
+        settings = build_settings(_cli_values(config), _project_root(config))
+        session = SkillbenchSession(settings, _project_root(config), is_worker=workerinput is not None,
                                     run_dir=(workerinput or {}).get("skillbench_run_dir"),
                                     write=_live_writer(config))
     except SkillbenchError as exc:
@@ -196,9 +212,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config):
     try:
         from .students.registry import resolve_students
 
-        settings = build_settings(_cli_values(config), config.rootpath)
+        settings = build_settings(_cli_values(config), _project_root(config))
         specs = [sp for name in settings.student
-                 for sp in resolve_students(name, settings.students, config.rootpath)]
+                 for sp in resolve_students(name, settings.students, _project_root(config))]
     except Exception:  # noqa: BLE001 - a bad student is reported by pytest_configure, once
         return None
     local = {sp.name for sp in specs if sp.is_local_model}
