@@ -35,13 +35,18 @@ def test_crashing_workers_lose_only_the_running_item(pytester, tmp_path):
                                  "--skillbench-json", str(ref_out), "--skillbench-episodes", str(ref_eps))
     lost_id = f"holdout.jsonl::modus-ponens[toy-curated-{lost}]"
     finished_id = f"holdout.jsonl::modus-ponens[toy-baseline-{finished}]"
+    # Decide "worker" by workerinput, not by PYTEST_XDIST_WORKER: when this test itself runs under xdist the
+    # inner controller inherits that variable from the outer worker.
     pytester.makeconftest(
-        "import os\n\n"
+        "import os\n\nIS_WORKER = []\n\n"
+        "def pytest_configure(config):\n"
+        "    if hasattr(config, 'workerinput'):\n"
+        "        IS_WORKER.append(True)\n\n"
         "def pytest_runtest_call(item):  # dies inside the item: its episode is lost\n"
-        f"    if os.environ.get('PYTEST_XDIST_WORKER') and item.nodeid == {lost_id!r}:\n"
+        f"    if IS_WORKER and item.nodeid == {lost_id!r}:\n"
         "        os._exit(1)\n\n"
         "def pytest_runtest_logreport(report):  # dies after the item's shard line, before its report leaves\n"
-        f"    if os.environ.get('PYTEST_XDIST_WORKER') and report.nodeid == {finished_id!r} "
+        f"    if IS_WORKER and report.nodeid == {finished_id!r} "
         "and report.when == 'call':\n"
         "        os._exit(1)\n")
     out, eps = pytester.path / "r.json", pytester.path / "eps.jsonl"
