@@ -18,12 +18,12 @@
 
 from __future__ import annotations
 
-import email.utils
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from ..retry import RETRY_STATUSES, is_retryable_status, parse_retry_after  # noqa: F401
 from .base import Backend, GenRequest, GenResult
 from .registry import StudentSpec
 
@@ -33,33 +33,6 @@ DEFAULT_MAX_RETRIES = 4
 BACKOFF = 0.5
 BACKOFF_MAX = 30.0
 RETRY_AFTER_MAX = 120.0
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-
-
-def is_retryable_status(code: int) -> bool:
-    return code in RETRY_STATUSES or (code >= 500 and code != 501)
-
-
-def parse_retry_after(headers) -> float | None:
-    """``retry-after-ms`` (milliseconds) or ``retry-after`` (seconds or an HTTP date), else None."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        return None if parsed is None else max(0.0, email.utils.mktime_tz(parsed) - time.time())
-
-
 class Transient(Exception):
     """Worth retrying; ``retry_after`` (seconds) when the server asked for a wait."""
 
