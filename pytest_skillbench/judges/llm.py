@@ -99,8 +99,8 @@ class JudgeParseError(ValueError):
     pass
 
 
-def parse_judge_output(text: str | None) -> dict:
-    """The judge's JSON object with a boolean verdict, or ``JudgeParseError`` saying what is wrong."""
+def json_object(text: str | None) -> dict:
+    """Strictly one JSON object (one ```json fence allowed), or ``JudgeParseError``; every judge prompt uses it."""
     if text is None or not text.strip():
         raise JudgeParseError("judge output is empty")
     body = text.strip()
@@ -113,6 +113,12 @@ def parse_judge_output(text: str | None) -> dict:
         raise JudgeParseError(f"judge output is not JSON ({exc.msg} at column {exc.colno}): {_clip(text)}") from None
     if not isinstance(data, dict):
         raise JudgeParseError(f"judge output is JSON but not an object: {_clip(text)}")
+    return data
+
+
+def parse_judge_output(text: str | None) -> dict:
+    """The judge's JSON object with a boolean verdict, or ``JudgeParseError`` saying what is wrong."""
+    data = json_object(text)
     present = [k for k in ("conclusion_reached", "passed") if k in data]
     if not present:
         raise JudgeParseError(f"judge output has no verdict (conclusion_reached / passed): {_clip(text)}")

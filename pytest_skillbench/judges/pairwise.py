@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from .. import stats
 from ..cache import Store, key_of
 from ..errors import SkillbenchError
+from .llm import JudgeParseError, json_object
 
 PAIRWISE_PROMPT_VERSION = "pairwise-v1"
 RUBRIC_PROMPT_VERSION = "rubric-v1"
@@ -93,27 +93,9 @@ def rubric_prompt_hash() -> str:
 
 
 # -- strict readers -------------------------------------------------------------------------------------
-_FENCE = re.compile(r"^```(?:json|JSON)?[ \t]*\n(.*)\n```$", re.S)
-
-
-class ParseError(ValueError):
-    pass
-
-
-def _json_object(text: str | None) -> dict:
-    if text is None or not text.strip():
-        raise ParseError("judge output is empty")
-    body = text.strip()
-    m = _FENCE.match(body)
-    if m:
-        body = m.group(1).strip()
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"judge output is not JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ParseError("judge output is JSON but not an object")
-    return data
+# One strict JSON reader for every judge prompt (judges/llm.py); ParseError is its exception type.
+ParseError = JudgeParseError
+_json_object = json_object
 
 
 def parse_pairwise(text: str | None) -> str:
