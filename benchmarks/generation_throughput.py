@@ -1,13 +1,15 @@
 """Generation throughput on the embedded student: pytest-skillbench vs one-prompt-at-a-time vs lm-eval vs
 this machine's compute limit, all in one run.
 
-    python benchmarks/generation_throughput.py [--episodes 64] [--max-new-tokens 64] [--reps 3]
-        [--batch-sizes 8 16 32] [--naive-prompts 16] [--lm-eval-python /path/to/venv/bin/python] [--json]
+    python benchmarks/generation_throughput.py [--episodes 64] [--max-new-tokens 256] [--reps 3]
+        [--batch-sizes 16 32] [--naive-prompts 0] [--lm-eval-python /path/to/venv/bin/python] [--json]
 
-* ours: ``HFBackend.generate`` (the code path the plugin uses: chat template, length-sorted left-padded
-  batches, greedy) over a fixed slice of the holdout (first episodes/2 tasks x both conditions).
-* naive: ``model.generate`` on one prompt at a time with identical settings (on --naive-prompts prompts;
-  tokens/s is a rate). Also reports the share of prompts whose greedy text is identical to ours.
+* ours: ``HFBackend.generate`` (the code path the plugin uses: chat template, shared-prefix prefill and
+  continuous batching in ``students/engine.py``, greedy) over a fixed slice of the holdout (first
+  episodes/2 tasks x both conditions). Its work counters (prefill positions vs prompt tokens, decode
+  row-steps vs generated tokens) are printed with the table.
+* naive: ``model.generate`` on one prompt at a time with identical settings (on the first --naive-prompts
+  prompts; 0 = all). Also reports the share of prompts whose greedy text is identical to ours.
 * lm-eval: lm-evaluation-harness's ``hf`` model (``HFLM.generate_until``) on the identical rendered prompts,
   run by ``benchmarks/_lm_eval_worker.py`` in the interpreter given by --lm-eval-python (its own venv:
   ``python -m venv lmeval && lmeval/bin/pip install torch==2.13.0 lm-eval``).
@@ -47,10 +49,10 @@ def matmul_gflops(seconds: float = 3.0, n: int = 1024) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=64)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
-    ap.add_argument("--naive-prompts", type=int, default=16)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32])
+    ap.add_argument("--naive-prompts", type=int, default=0)
     ap.add_argument("--lm-eval-python", default=None)
     ap.add_argument("--lm-eval-batch-size", type=int, default=None)
     ap.add_argument("--json", action="store_true")
@@ -91,13 +93,13 @@ def main() -> None:
                "tok_per_s": toks[0] / m, "episodes_per_s": len(reqs) / m, "wall_s": m}
         rows.append(row)
         if ours_best is None or row["tok_per_s"] > ours_best["tok_per_s"]:
-            ours_best, ours_texts = row, [r.text for r in res]
+            ours_best, ours_texts, ours_work = row, [r.text for r in res], be.last_stats.as_dict()
 
     # naive: one prompt at a time, identical settings
     be = backend(1)
     entry = be._load()
     tok, model = entry["tokenizer"], entry["model"]
-    texts = [be.render(r) for r in reqs[: a.naive_prompts]]
+    texts = [be.render(r) for r in reqs[: a.naive_prompts or len(reqs)]]
     walls, naive_texts, ntok = [], [], 0
     for _ in range(a.reps):
         naive_texts, ntok = [], 0
@@ -147,7 +149,7 @@ def main() -> None:
                  "tok_per_s": limit})
     extra = {"identical_greedy_text_share_vs_naive": round(same, 3),
              "ours_over_naive": round(ours_best["tok_per_s"] / naive["tok_per_s"], 2),
-             "ours_over_limit": round(ours_best["tok_per_s"] / limit, 3)}
+             "ours_over_limit": round(ours_best["tok_per_s"] / limit, 3), "ours_work": ours_work}
     if lm:
         extra["ours_over_lm_eval"] = round(ours_best["tok_per_s"] / lm["tok_per_s"], 2)
     emit(f"generation throughput, SmolLM2-135M fp32, greedy, max_new_tokens={a.max_new_tokens} "

@@ -1,4 +1,4 @@
-"""The transformers backend: batched, length-sorted, left-padded greedy generation.
+"""The transformers backend: batched greedy generation (shared-prefix prefill, ragged batches; see engine.py).
 
 A ``ModelPool`` (one per process, on the session object) loads each base once; several adapters of one
 base share that load through PEFT's named adapters. Device, dtype and model ids are options: nothing here
@@ -16,6 +16,7 @@ from ..cache import file_hash
 from ..errors import SkillbenchError
 from .base import Backend, GenRequest, GenResult
 from .embedded import EMBEDDED_NAME, converted_dir
+from .engine import ENGINE_VERSION
 from .registry import StudentSpec
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -164,6 +165,7 @@ class HFBackend(Backend):
         self._entry: dict | None = None
         self._fp: dict | None = None
         self.forward_batches = 0
+        self.last_stats = None
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self) -> dict:
@@ -231,7 +233,8 @@ class HFBackend(Backend):
 
     def generation_config(self) -> dict:
         return {"do_sample": False, "max_new_tokens": self.max_new_tokens,
-                "repetition_penalty": self.repetition_penalty, "thinking": self.spec.thinking}
+                "repetition_penalty": self.repetition_penalty, "thinking": self.spec.thinking,
+                "engine": ENGINE_VERSION}
 
     def fingerprint(self) -> dict:
         if self._fp is None:
@@ -265,45 +268,45 @@ class HFBackend(Backend):
         return tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False, **kwargs)
 
     def generate(self, requests: list[GenRequest], progress=None, on_result=None) -> list[GenResult]:
-        import torch
+        """Greedy generation through :func:`engine.greedy_generate` (shared-prefix prefill, ragged batches)."""
+        from .engine import greedy_generate
 
         if not requests:
             return []
         entry = self._load()
         tok = entry["tokenizer"]
-        texts = [self.render(r) for r in requests]
-        enc = tok(texts, add_special_tokens=False)["input_ids"]
-        order = sorted(range(len(requests)), key=lambda i: -len(enc[i]))
+        enc = tok([self.render(r) for r in requests], add_special_tokens=False)["input_ids"]
         results: list[GenResult | None] = [None] * len(requests)
-        done, gen_tokens = 0, 0
-        eos = tok.eos_token_id
+        counts = {"done": 0, "tokens": 0}
+
+        def row_done(i: int, ids: list[int]) -> None:
+            res = GenResult(text=tok.decode(ids, skip_special_tokens=True), gen_tokens=len(ids))
+            results[i] = res
+            counts["done"] += 1
+            counts["tokens"] += len(ids)
+            if on_result:
+                on_result(requests[i], res)
+            if progress:
+                progress(counts["done"], len(requests), counts["tokens"])
+
+        def admitted(n: int) -> None:
+            self.forward_batches += 1
+
         with self._model_ctx(entry) as model:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = tok.pad({"input_ids": [enc[i] for i in idx]}, padding=True, return_tensors="pt")
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                with torch.no_grad():
-                    out = model.generate(**batch, do_sample=False, max_new_tokens=self.max_new_tokens,
-                                         repetition_penalty=self.repetition_penalty, pad_token_id=tok.pad_token_id,
-                                         temperature=None, top_p=None, top_k=None)
-                self.forward_batches += 1
-                new = out[:, batch["input_ids"].shape[1]:].tolist()
-                for j, i in enumerate(idx):
-                    ids = new[j]
-                    n = len(ids)
-                    for k, t in enumerate(ids):
-                        if t == eos or t == tok.pad_token_id:
-                            n = k
-                            break
-                    res = GenResult(text=tok.decode(ids[:n], skip_special_tokens=True), gen_tokens=n)
-                    results[i] = res
-                    gen_tokens += n
-                    if on_result:
-                        on_result(requests[i], res)
-                done += len(idx)
-                if progress:
-                    progress(done, len(requests), gen_tokens)
+            _, self.last_stats = greedy_generate(
+                model, enc, max_new_tokens=self.max_new_tokens, eos_ids=self._eos_ids(entry, model),
+                pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
+                repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted)
         return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _eos_ids(entry: dict, model) -> set[int]:
+        """End tokens: the tokenizer's eos plus the model's generation-config eos (an int or a list)."""
+        ids = {entry["tokenizer"].eos_token_id}
+        cfg = getattr(model, "generation_config", None)
+        extra = getattr(cfg, "eos_token_id", None) if cfg is not None else None
+        ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
+        return {int(i) for i in ids if i is not None}
 
 
 def _training_manifest(trained_dir: str | None) -> dict | None:

@@ -1,0 +1,105 @@
+"""The greedy engine (shared-prefix prefill, continuous batching) against transformers' own ``generate()``
+run one prompt at a time, on a tiny random model loaded through ``from_pretrained``."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_skillbench.prompts import messages
+from pytest_skillbench.students.engine import MIN_SHARED, greedy_generate, prefix_plan
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_tokenizer_dir, tmp_path_factory):
+    """A tiny random Llama whose greedy outputs vary by prompt (untied head, wider init: the shared fixture's
+    tied embeddings make every prompt continue with the same token, which would hide ordering bugs)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                      tie_word_embeddings=False, initializer_range=0.2, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    out = tmp_path_factory.mktemp("varied-llama")
+    LlamaForCausalLM(cfg).save_pretrained(str(out))
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    return tok, model
+
+
+@pytest.fixture(scope="module")
+def bench_prompts(loaded, bundled_bench):
+    tok, _ = loaded
+    tasks = bundled_bench.split("holdout")[:7]  # two skills: curated prompts share a SKILL block
+    texts = [tok.apply_chat_template(messages(t, c, bundled_bench.catalog), add_generation_prompt=True,
+                                     tokenize=False) for t in tasks for c in ("baseline", "curated")]
+    return tok(texts, add_special_tokens=False)["input_ids"]
+
+
+def one_at_a_time(model, prompts, *, max_new_tokens, eos, penalty):
+    import torch
+
+    outs = []
+    for p in prompts:
+        ids = torch.tensor([p])
+        with torch.no_grad():
+            o = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                               max_new_tokens=max_new_tokens, repetition_penalty=penalty, eos_token_id=eos,
+                               pad_token_id=eos[0], temperature=None, top_p=None, top_k=None)
+        new = o[0, len(p):].tolist()
+        stop = [k for k, t in enumerate(new) if t in eos]
+        outs.append(new[:stop[0]] if stop else new)
+    return outs
+
+
+def test_prefix_plan_shares_prefixes_and_never_a_whole_prompt():
+    shared = list(range(100, 140))
+    prompts = [shared + [1, 2, 3], shared + [1, 2, 4], shared + [9], shared[:20] + [7, 7], [5] * 30, shared + [1, 2, 3]]
+    order, plen, carriers, carrier_of = prefix_plan(prompts)
+    assert sorted(order) == list(range(len(prompts)))
+    assert plen[0] == len(prompts[0]) - 1 and plen[5] == len(prompts[5]) - 1  # duplicates keep one token to run
+    assert plen[1] == len(shared) + 2 and plen[2] == len(shared)
+    assert plen[3] == 20 and plen[4] == 0  # no neighbour shares 16+ tokens with [5]*30
+    assert all(p < len(q) for p, q in zip(plen, prompts))
+    # the 20-token prefix reads the first positions of a longer carrier instead of getting its own
+    assert carrier_of[3] == carrier_of[2] or carriers[carrier_of[3]][:20] == tuple(shared[:20])
+    assert len(carriers) <= 3 and carrier_of[4] == -1
+    for i, c in enumerate(carrier_of):
+        if c >= 0:
+            assert carriers[c][:plen[i]] == tuple(prompts[i][:plen[i]])
+    assert MIN_SHARED <= 20
+
+
+@pytest.mark.parametrize("batch_size,penalty", [(1, 1.3), (3, 1.3), (16, 1.3), (4, 0.2)])
+def test_matches_one_prompt_at_a_time_generate(loaded, bench_prompts, batch_size, penalty):
+    """Same tokens as generate() per prompt, with rows stopping at different steps (end tokens chosen from
+    the model's own outputs), a repetition penalty (0.2 rewards repeats, so prompt tokens must count as seen),
+    and fewer slots than prompts (admission + compaction)."""
+    tok, model = loaded
+    free = one_at_a_time(model, bench_prompts, max_new_tokens=10, eos=[tok.eos_token_id], penalty=penalty)
+    assert len({tuple(f) for f in free}) == len(free)
+    # end tokens taken from the outputs at different steps, so rows stop at different times
+    eos = sorted({f[i % 9 + 1] for i, f in enumerate(free) if i % 3})
+    expected = one_at_a_time(model, bench_prompts, max_new_tokens=10, eos=eos, penalty=penalty)
+    assert len({len(e) for e in expected}) >= 4
+    got, stats = greedy_generate(model, bench_prompts, max_new_tokens=10, eos_ids=set(eos), pad_id=tok.pad_token_id,
+                                 device="cpu", batch_size=batch_size, repetition_penalty=penalty)
+    assert got == expected
+    assert stats.generated_tokens == sum(map(len, expected))
+    if batch_size == 16:  # one batch: every shared prefix prefilled once
+        assert stats.prefill_positions < 0.7 * stats.prompt_tokens
+
+
+def test_rows_finish_in_callbacks_and_respect_max_new_tokens(loaded, bench_prompts):
+    tok, model = loaded
+    seen = {}
+    got, stats = greedy_generate(model, bench_prompts, max_new_tokens=4, eos_ids={tok.eos_token_id},
+                                 pad_id=tok.pad_token_id, device="cpu", batch_size=5, repetition_penalty=1.0,
+                                 on_row_done=lambda i, ids: seen.setdefault(i, list(ids)))
+    assert sorted(seen) == list(range(len(bench_prompts)))
+    assert all(seen[i] == got[i] and len(got[i]) <= 4 for i in seen)
+    assert stats.admissions >= 3  # 14 prompts through 5 slots
+    nothing, _ = greedy_generate(model, bench_prompts[:2], max_new_tokens=0, eos_ids={1}, pad_id=0, device="cpu",
+                                 batch_size=2)
+    assert nothing == [[], []]
