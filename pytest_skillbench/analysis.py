@@ -8,7 +8,8 @@ Everything here is recomputed from episodes (and the run manifests beside them):
   in the registry), ΔBL = mean(S_baseline - B_baseline), ΔCU = mean(S_curated - B_curated) and
   Δ-lift = Δ_S - Δ_B = mean((S_cu - S_bl) - (B_cu - B_bl)), each over the tasks scored on both sides with
   a paired bootstrap 95% CI over tasks;
-* ``comparisons``: for every two students on the same tasks, Δ_A - Δ_B with a bootstrap CI (each model
+* ``comparisons``: for every two students on the same tasks (up to ``ALL_PAIRS_MAX`` students; beyond, each
+  student with the next in run order, ``comparisons_scope`` says which), Δ_A - Δ_B with a bootstrap CI (each model
   resampled independently, as the reference study's saturation test) and one-sided p = share of
   resamples with Δ_A - Δ_B <= 0;
 * ``multiplicity``: Holm and Bonferroni adjusted p across the per-student McNemar tests, and which
@@ -284,31 +285,42 @@ def multiplicity(students: dict, alpha: float = ALPHA) -> dict:
             "survive_bonferroni": [t["student"] for t in tests if t["survives_bonferroni"]]}
 
 
+ALL_PAIRS_MAX = 10  # up to this many students every pair is compared; beyond it, each with the next one
+
+
+def comparison_pairs(names: list[str]) -> tuple[str, list[tuple[str, str]]]:
+    """Which students the report compares: every pair for up to ``ALL_PAIRS_MAX`` students, else each
+    student with the next in run order (a series such as v1, v2, v3), so the report stays linear in students."""
+    if len(names) <= ALL_PAIRS_MAX:
+        return "all-pairs", [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    return "adjacent", list(zip(names, names[1:]))
+
+
 def comparisons(by_student: dict[str, list[Episode]], paths: dict[str, dict], *, allow: bool, seed: int,
-                resamples: int) -> list[dict]:
-    names = [n for n in by_student if _paired(outcomes(by_student[n]))]
-    diffs = {n: _paired(outcomes(by_student[n])) for n in names}
+                resamples: int) -> tuple[str, list[dict]]:
+    """The comparison scope (see ``comparison_pairs``) and one entry per compared pair."""
+    diffs = {n: d for n in by_student if (d := _paired(outcomes(by_student[n])))}
+    scope, pairs = comparison_pairs(list(diffs))
     out = []
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            uids = sorted(u for u in diffs[a] if u in diffs[b])
-            if not uids:
-                continue
-            entry: dict = {"a": a, "b": b, "n_tasks": len(uids)}
-            mismatch = path_differences(paths.get(a, {}), paths.get(b, {}))
-            if mismatch and not allow:
-                entry.update({"refused": "inference paths differ: " + "; ".join(mismatch),
-                              "path_differences": mismatch})
-                out.append(entry)
-                continue
-            cm = stats.cross_model(np.array([diffs[a][u] for u in uids], dtype=float),
-                                   np.array([diffs[b][u] for u in uids], dtype=float),
-                                   resamples=resamples, seed=seed)
-            entry.update({"difference": cm["difference"], "ci95": cm["ci95"], "one_sided_p": cm["one_sided_p"]})
-            if mismatch:
-                entry["path_mismatch"] = mismatch
+    for a, b in pairs:
+        uids = sorted(u for u in diffs[a] if u in diffs[b])
+        if not uids:
+            continue
+        entry: dict = {"a": a, "b": b, "n_tasks": len(uids)}
+        mismatch = path_differences(paths.get(a, {}), paths.get(b, {}))
+        if mismatch and not allow:
+            entry.update({"refused": "inference paths differ: " + "; ".join(mismatch),
+                          "path_differences": mismatch})
             out.append(entry)
-    return out
+            continue
+        cm = stats.cross_model(np.array([diffs[a][u] for u in uids], dtype=float),
+                               np.array([diffs[b][u] for u in uids], dtype=float),
+                               resamples=resamples, seed=seed)
+        entry.update({"difference": cm["difference"], "ci95": cm["ci95"], "one_sided_p": cm["one_sided_p"]})
+        if mismatch:
+            entry["path_mismatch"] = mismatch
+        out.append(entry)
+    return scope, out
 
 
 def diagnostics(by_student: dict[str, list[Episode]], students: dict, run: dict, catalog=None) -> dict:
@@ -400,9 +412,11 @@ def analyse(episodes: list[Episode], run: dict, students: dict, *, seed: int = s
 
     if catalog is None:
         catalog = _catalog_for(run)
+    scope, comps = comparisons(by_student, paths, allow=allow, seed=seed, resamples=resamples)
     return {
         "sft_contribution": sft,
-        "comparisons": comparisons(by_student, paths, allow=allow, seed=seed, resamples=resamples),
+        "comparisons": comps,
+        "comparisons_scope": scope,
         "multiplicity": multiplicity(students),
         "per_skill": {n: per_skill(eps) for n, eps in by_student.items()},
         "diagnostics": diagnostics(by_student, students, run, catalog),

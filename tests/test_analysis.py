@@ -18,7 +18,7 @@ from pytest_skillbench.episodes import Episode, Verdict, write_episodes
 from pytest_skillbench.errors import SkillbenchError
 from pytest_skillbench.provenance import check_paths, inference_path, path_differences, student_provenance
 from pytest_skillbench.report.summary import build_report
-from pytest_skillbench.report.terminal import render, render_per_skill
+from pytest_skillbench.report.terminal import render, render_analysis, render_per_skill
 from pytest_skillbench.runimport import convert, import_run
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper-statistics.json"
@@ -471,3 +471,26 @@ def test_delta_series_follows_run_order_and_rejects_unknown_names(tmp_path):
     assert plot_delta_series(rep, tmp_path / "s.png").stat().st_size > 2000
     with pytest.raises(SkillbenchError, match="unknown student"):
         plot_delta_series(rep, tmp_path / "t.png", series=["z", "nope"])
+
+
+def test_comparisons_cover_every_pair_up_to_ten_students_then_adjacent_ones():
+    uids = [f"t{i:03d}" for i in range(20)]
+
+    def run(k):
+        eps, paths = [], {}
+        for s in range(k):
+            base = [(i + s) % 2 for i in range(20)]
+            cur = [(i + s) % 3 > 0 for i in range(20)]
+            eps += make_eps(f"s{s:02d}", base, [int(c) for c in cur], uids=uids)
+            paths[f"s{s:02d}"] = HF
+        return build_report(eps, manifest_for(paths), resamples=200)
+
+    small = run(4)
+    assert small["comparisons_scope"] == "all-pairs" and len(small["comparisons"]) == 6
+    edge = run(analysis.ALL_PAIRS_MAX)
+    assert len(edge["comparisons"]) == analysis.ALL_PAIRS_MAX * (analysis.ALL_PAIRS_MAX - 1) // 2
+    big = run(analysis.ALL_PAIRS_MAX + 2)
+    assert big["comparisons_scope"] == "adjacent"
+    assert [(c["a"], c["b"]) for c in big["comparisons"]] == [(f"s{i:02d}", f"s{i + 1:02d}")
+                                                              for i in range(analysis.ALL_PAIRS_MAX + 1)]
+    assert "each student with the next one" in "\n".join(render(big) + render_analysis(big))

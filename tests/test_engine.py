@@ -103,3 +103,15 @@ def test_rows_finish_in_callbacks_and_respect_max_new_tokens(loaded, bench_promp
     nothing, _ = greedy_generate(model, bench_prompts[:2], max_new_tokens=0, eos_ids={1}, pad_id=0, device="cpu",
                                  batch_size=2)
     assert nothing == [[], []]
+
+
+def test_long_answers_grow_the_cache_past_its_spare_room(loaded, bench_prompts):
+    """More decode steps than the cache's preallocated room (129 positions): the buffer grows in place and
+    the tokens still equal generate()'s."""
+    tok, model = loaded
+    prompts = bench_prompts[:3]
+    expected = one_at_a_time(model, prompts, max_new_tokens=150, eos=[tok.eos_token_id], penalty=1.0)
+    assert max(map(len, expected)) > 130
+    got, _ = greedy_generate(model, prompts, max_new_tokens=150, eos_ids={tok.eos_token_id},
+                             pad_id=tok.pad_token_id, device="cpu", batch_size=2)
+    assert got == expected

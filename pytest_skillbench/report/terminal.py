@@ -88,6 +88,9 @@ def render_analysis(report: dict) -> list[str]:
     comps = report.get("comparisons") or []
     if comps:
         lines.append("")
+        if report.get("comparisons_scope") == "adjacent":
+            lines.append("comparisons: each student with the next one in run order (more than 10 students; "
+                         "every pair up to 10)")
         for c in comps:
             if "refused" in c:
                 lines.append(f"Δ {c['a']} - Δ {c['b']}: REFUSED, {c['refused']} (--allow-path-mismatch to "

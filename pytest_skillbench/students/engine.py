@@ -21,6 +21,7 @@ Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -91,38 +92,35 @@ def _left_pad_kv(t, length: int):
     return t if t.shape[2] == length else F.pad(t, (0, 0, length - t.shape[2], 0))
 
 
-class _GrowLayer:
+@functools.lru_cache(maxsize=None)
+def _grow_layer_class():
     """A KV-cache layer whose keys/values live in a buffer with spare room along the sequence: appending a
     decode step writes in place, where transformers' ``DynamicLayer`` copies the whole cache with ``torch.cat``
     (at 16 rows x 900 positions that copy was a third of a decode step on a 2-core CPU)."""
+    import torch.nn.functional as F
+    from transformers.cache_utils import DynamicLayer
 
-    def __new__(cls, k, v, spare: int):
-        from transformers.cache_utils import DynamicLayer
+    class GrowLayer(DynamicLayer):
+        def __init__(self, k, v, spare: int):
+            super().__init__()
+            self.device, self.is_initialized, self.spare, self.n = k.device, True, max(1, spare), 0
+            self.kbuf = k.new_empty(*k.shape[:2], k.shape[2] + self.spare, k.shape[3])
+            self.vbuf = v.new_empty(*v.shape[:2], v.shape[2] + self.spare, v.shape[3])
+            self.update(k, v)
 
-        class GrowLayer(DynamicLayer):
-            def __init__(self, k, v, spare):
-                super().__init__()
-                self.device, self.is_initialized, self.spare = k.device, True, max(1, spare)
-                self.n = 0
-                self.kbuf = k.new_empty(*k.shape[:2], k.shape[2] + self.spare, k.shape[3])
-                self.vbuf = v.new_empty(*v.shape[:2], v.shape[2] + self.spare, v.shape[3])
-                self.update(k, v)
+        def update(self, key_states, value_states, *args, **kwargs):
+            m = key_states.shape[2]
+            if self.n + m > self.kbuf.shape[2]:
+                grow = max(m, self.spare)
+                self.kbuf = F.pad(self.kbuf[:, :, :self.n], (0, 0, 0, grow))
+                self.vbuf = F.pad(self.vbuf[:, :, :self.n], (0, 0, 0, grow))
+            self.kbuf[:, :, self.n:self.n + m] = key_states
+            self.vbuf[:, :, self.n:self.n + m] = value_states
+            self.n += m
+            self.keys, self.values = self.kbuf[:, :, :self.n], self.vbuf[:, :, :self.n]
+            return self.keys, self.values
 
-            def update(self, key_states, value_states, *args, **kwargs):
-                import torch.nn.functional as F
-
-                m = key_states.shape[2]
-                if self.n + m > self.kbuf.shape[2]:
-                    grow = max(m, self.spare)
-                    self.kbuf = F.pad(self.kbuf[:, :, :self.n], (0, 0, 0, grow))
-                    self.vbuf = F.pad(self.vbuf[:, :, :self.n], (0, 0, 0, grow))
-                self.kbuf[:, :, self.n:self.n + m] = key_states
-                self.vbuf[:, :, self.n:self.n + m] = value_states
-                self.n += m
-                self.keys, self.values = self.kbuf[:, :, :self.n], self.vbuf[:, :, :self.n]
-                return self.keys, self.values
-
-        return GrowLayer(k, v, spare)
+    return GrowLayer
 
 
 def _cache_from(kv: list[tuple], spare: int):
@@ -130,7 +128,8 @@ def _cache_from(kv: list[tuple], spare: int):
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    cache.layers = [_GrowLayer(k, v, spare) for k, v in kv]
+    layer = _grow_layer_class()
+    cache.layers = [layer(k, v, spare) for k, v in kv]
     return cache
 
 
@@ -173,7 +172,7 @@ class _Decoder:
         self.rows: list[int] = []  # prompt index of each live row
         self.gen: list[list[int]] = []
         self.done: list[bool] = []
-        self.cache = None  # a DynamicCache of _GrowLayer
+        self.cache = None  # a DynamicCache of growing layers (_grow_layer_class)
         self.cache_kw = _cache_kwarg(model)
         self.spare = min(max_new_tokens, 128) + 1
         self.mask = self.last_pos = self.logits = self.seen = None
