@@ -75,7 +75,11 @@ def main() -> None:
     if len(rows) >= 2:
         slope = (rows[-1]["wall_s"] - rows[0]["wall_s"]) / (rows[-1]["items"] - rows[0]["items"])
         extra = {"marginal_ms_per_item": round(1000 * slope, 3),
-                 "fixed_cost_s": round(rows[0]["wall_s"] - slope * rows[0]["items"], 2)}
+                 "fixed_cost_s": round(rows[0]["wall_s"] - slope * rows[0]["items"], 2),
+                 # linear growth means these segment slopes agree; a rising slope is super-linear cost
+                 "segment_ms_per_item": {f"{x['items']}->{y['items']}": round(
+                     1000 * (y["wall_s"] - x["wall_s"]) / (y["items"] - x["items"]), 3)
+                     for x, y in zip(rows, rows[1:])}}
     else:
         extra = {}
     emit("plugin overhead: replay sessions (median of %d)" % a.reps, rows,
