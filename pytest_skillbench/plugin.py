@@ -6,6 +6,8 @@ The work lives in ``session.SkillbenchSession``; each hook here is a few lines t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .bench.catalog import CATEGORIES
@@ -109,11 +111,20 @@ def pytest_addhooks(pluginmanager) -> None:
 
 
 def _project_root(config: pytest.Config):
-    """Where [tool.skillbench] lives: the ini file's directory, else the invocation directory, else rootdir.
+    """Where [tool.skillbench] lives.
 
-    pytest may pick a rootdir from an existing path given as an option value (e.g. --skillbench-cache DIR),
-    so rootdir alone would miss the project's pyproject.toml.
+    The nearest pyproject.toml with a ``[tool.skillbench]`` table, walking up from the invocation directory
+    (so a project nested inside another repository uses its own registry even when pytest takes its ini
+    file from the outer repository); else the ini file's directory, the invocation directory or rootdir,
+    whichever holds a pyproject.toml. pytest may pick a rootdir from an existing path given as an option
+    value (e.g. --skillbench-cache DIR), so rootdir alone would miss the project's pyproject.toml.
     """
+    from .settings import has_skillbench_table
+
+    start = Path(config.invocation_params.dir)
+    for c in (start, *start.parents):
+        if has_skillbench_table(c / "pyproject.toml"):
+            return c
     cands = []
     if config.inipath is not None:
         cands.append(config.inipath.parent)

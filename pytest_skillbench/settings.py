@@ -84,6 +84,21 @@ _ALIASES = {"skillbench_cache": "cache", "skillbench_json": "json", "skillbench_
             "skillbench_rejudge": "rejudge", "skillbench_run_dir": "run_dir"}
 
 
+def has_skillbench_table(path: Path) -> bool:
+    """True when ``path`` is a readable pyproject.toml with a ``[tool.skillbench]`` table (cheap text check
+    first; a malformed file counts as True so that read_pyproject reports it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    if "skillbench" not in text:
+        return False
+    try:
+        return "skillbench" in tomllib.loads(text).get("tool", {})
+    except tomllib.TOMLDecodeError:
+        return True
+
+
 def read_pyproject(root: Path) -> dict:
     path = root / "pyproject.toml"
     if not path.is_file():

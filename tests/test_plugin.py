@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -131,6 +133,23 @@ def test_pyproject_settings_apply(pytester, replay_file):
     run(pytester, "--student", f"replay:{replay_file}", "-q")
     rep = json.loads((pytester.path / "out.json").read_text())
     assert list(rep["students"]["toy"]["conditions"]) == ["curated"]
+
+
+def test_nested_project_uses_its_own_skillbench_table(pytester, tmp_path, bundled_bench):
+    """pytest takes its ini file from the outer repository; the registry must still come from the nested
+    project the command runs in (the benchmark's scratch project is such a case)."""
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\naddopts = ""\n\n'
+                               '[tool.skillbench]\ncondition = ["baseline"]\n')
+    replay_file = write_replay(tmp_path / "mine.jsonl", bundled_bench.split("holdout"), student="mine")
+    inner = pytester.mkdir("sub")
+    (inner / "pyproject.toml").write_text(
+        '[tool.skillbench]\ncondition = ["curated"]\nskillbench-json = "inner.json"\n\n'
+        f'[tool.skillbench.students.mine]\nbackend = "replay"\npath = "{replay_file.as_posix()}"\n')
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-q",
+                           "--student", "mine"], cwd=inner, capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    rep = json.loads((inner / "inner.json").read_text())
+    assert [list(v["conditions"]) for v in rep["students"].values()] == [["curated"]]
 
 
 def test_replay_missing_response_is_error_not_failure(pytester, tmp_path, bundled_bench):
