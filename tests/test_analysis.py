@@ -494,3 +494,15 @@ def test_comparisons_cover_every_pair_up_to_ten_students_then_adjacent_ones():
     assert [(c["a"], c["b"]) for c in big["comparisons"]] == [(f"s{i:02d}", f"s{i + 1:02d}")
                                                               for i in range(analysis.ALL_PAIRS_MAX + 1)]
     assert "each student with the next one" in "\n".join(render(big) + render_analysis(big))
+
+
+def test_sft_line_says_why_it_is_empty():
+    empty = {"value": None, "ci95": None, "n": 0}
+    rep = {"sft_contribution": {"s": {"base": "b", "baseline_lift": empty, "curated_lift": empty,
+                                      "delta_lift": empty}}}
+    line = next(x for x in render_analysis(rep) if x.startswith("SFT contribution"))
+    assert "no task scored for both the student and its base" in line
+    some = {"value": 0.1, "ci95": [0.0, 0.2], "n": 5}
+    rep["sft_contribution"]["s"].update(baseline_lift=some)
+    line = next(x for x in render_analysis(rep) if x.startswith("SFT contribution"))
+    assert "no task scored" not in line and "+10.0" in line

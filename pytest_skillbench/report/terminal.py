@@ -111,7 +111,11 @@ def render_analysis(report: dict) -> list[str]:
                 v = e[key]
                 parts.append(f"{label} {_pts(v['value'])} {_ci_pts(v['ci95'])}")
             where = f" (base from {e['base_run']})" if e.get("base_run") else ""
-            lines.append(f"SFT contribution {name} over {e['base']}{where}: " + ", ".join(parts) + " pts" + _flag(e))
+            why = ""
+            if all(e[k]["n"] == 0 for k in ("baseline_lift", "curated_lift")):
+                why = " - no task scored for both the student and its base in any condition (see unscored above)"
+            lines.append(f"SFT contribution {name} over {e['base']}{where}: " + ", ".join(parts) + " pts" + why
+                         + _flag(e))
     per = report.get("per_skill") or {}
     if per:
         lines.append("")
