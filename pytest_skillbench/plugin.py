@@ -442,11 +442,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if sb is None or sb.is_worker:
         return
     sb.report = sb.finish()
+    _prune_phase_reports(session.config, sb)
     # Exit status for CI (gates.py): 3 episodes in error (infrastructure), else with gates 0 all hold / 1 one
     # failed; without gates and errors pytest's own status stands. Interrupts and usage errors are kept.
     code = (sb.report.get("gates") or {}).get("exit_code")
     if code is not None and int(session.exitstatus) in (0, 1):
         session.exitstatus = code
+
+
+def _prune_phase_reports(config: pytest.Config, sb: SkillbenchSession) -> None:
+    """Drop the silent setup/teardown reports of skillbench items from the terminal reporter's statistics.
+
+    pytest's failure summary looks up each failure's teardown report by scanning every setup/teardown report
+    (``_get_teardown_reports``), O(failures x items): with 40,000 items and 3,200 failures that scan was most
+    of the session's time (benchmarks/RESULTS.md). A passed setup/teardown report without captured sections
+    prints nothing there and is not counted in the summary line (its category is ""), so removing those of
+    skillbench items changes no output. Other tests' reports are left alone.
+    """
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    phase = getattr(tr, "stats", {}).get("") if tr is not None else None
+    if not phase:
+        return
+    ours = set(sb.spec_by_nodeid())
+    plain = sb.plain_nodeid
+    phase[:] = [r for r in phase
+                if not (getattr(r, "when", None) in ("setup", "teardown") and getattr(r, "passed", False)
+                        and not getattr(r, "sections", None) and plain(getattr(r, "nodeid", "")) in ours)]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -126,6 +126,8 @@ class SkillbenchSession:
         self.rejudge_from: Path | None = None
         self.rejudge_reuse: dict[tuple[str, str, str], Episode] = {}  # --skillbench-rejudge: scored, kept
         self._judge_prepared: set[tuple[str, str, str]] = set()
+        # per student: (the selection list seen, how many of its specs were seen, specs awaiting a response)
+        self._judge_waiting: dict[str, tuple[list | None, int, list[ItemSpec]]] = {}
         self._judge_extra: dict[tuple[str, str, str], dict] = {}
 
     def _new_run_dir(self) -> Path:
@@ -289,12 +291,23 @@ class SkillbenchSession:
         """Judge every selected, generated episode of ``student`` at once (LLM calls run concurrently)."""
         from .judges.runner import JudgeItem
 
-        items = []
-        for s in self.selected.get(student, []):
-            if s.key in self._judge_prepared or s.key not in self.responses or s.key in self.rejudge_reuse:
+        # Only the specs not yet prepared are looked at (a scan of the whole selection per item was
+        # quadratic in a student's items); specs appended to the selection later are picked up by count.
+        selected = self.selected.get(student, [])
+        seen_list, seen, waiting = self._judge_waiting.get(student, (None, 0, []))
+        if seen_list is not selected:  # a new selection (set_selected): start over
+            seen, waiting = 0, []
+        waiting = waiting + selected[seen:]
+        items, still = [], []
+        for s in waiting:
+            if s.key in self._judge_prepared or s.key in self.rejudge_reuse:
+                continue
+            if s.key not in self.responses:
+                still.append(s)
                 continue
             self._judge_prepared.add(s.key)
             items.append(JudgeItem(s.task, self._judged_text(s), s.condition))
+        self._judge_waiting[student] = (selected, len(selected), still)
         self.judges.prepare(items, label=student)
 
     def judge(self, spec: ItemSpec, response: GenResult) -> Verdict:
