@@ -1,12 +1,13 @@
 """LLM-judge throughput: concurrent judge calls vs one blocking call at a time, against a loopback server.
 
     python benchmarks/judge_throughput.py [--n 400] [--latencies 0 50 200] [--concurrency 1 8 32]
-        [--api anthropic|openai] [--json]
+        [--reps 3] [--api anthropic|openai] [--json]
 
 A loopback HTTP server (tests/loopback.py) answers every judge request after a fixed latency, speaking the
 Anthropic Messages API (the real ``anthropic`` SDK talks to it) or OpenAI chat-completions (httpx). Each
 row judges --n distinct episodes (holdout tasks x both conditions) through ``JudgeRunner.prepare`` - the
-code path of a session - with no judgment cache. Concurrency 1 is the sequential baseline.
+code path of a session - with no judgment cache. Concurrency 1 is the sequential baseline. Each row is the
+median of --reps repetitions (a fresh server and judge each time).
 
 Goal (issue 4): at 200 ms latency, 400 judgments at concurrency 8 take at most 1/6 of the sequential time.
 """
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
-from _common import emit
+from _common import emit, median
 from loopback import Loopback
 
 from pytest_skillbench.bench import load_bench
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400, help="judgments per row")
     ap.add_argument("--latencies", type=float, nargs="+", default=[0, 50, 200], help="server latency, ms")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per row (the median is reported)")
     ap.add_argument("--api", choices=("anthropic", "openai"), default="anthropic")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -82,9 +84,14 @@ def main() -> None:
     seq: dict[float, float] = {}
     for lat in a.latencies:
         for c in sorted(set(a.concurrency) | {1}):
-            with Loopback(delay=lat / 1000) as lb:
-                elapsed, statuses = judge_once(a.api, lb, work, c)
-                calls, peak = lb.calls, lb.max_inflight
+            runs = []
+            for _ in range(max(1, a.reps)):
+                with Loopback(delay=lat / 1000) as lb:
+                    elapsed, statuses = judge_once(a.api, lb, work, c)
+                    runs.append((elapsed, statuses, lb.calls, lb.max_inflight))
+            elapsed = median([r[0] for r in runs])
+            statuses = runs[-1][1]
+            calls, peak = max(r[2] for r in runs), max(r[3] for r in runs)
             if c == 1:
                 seq[lat] = elapsed
             rows.append({"latency_ms": lat, "concurrency": c, "judgments": a.n, "http_calls": calls,
@@ -97,7 +104,7 @@ def main() -> None:
         ratio = head[0]["vs_sequential"]
         extra["goal"] = (f"400 judgments at 200 ms: concurrency 8 takes {ratio:.3f} of the sequential time "
                          f"({'PASS' if ratio <= 1 / 6 else 'FAIL'}: goal <= {1 / 6:.3f})")
-    emit(f"LLM-judge throughput ({a.api} API, loopback server)", rows,
+    emit(f"LLM-judge throughput ({a.api} API, loopback server, median of {max(1, a.reps)})", rows,
          ["latency_ms", "concurrency", "judgments", "http_calls", "max_in_flight", "seconds", "per_s", "ideal_s",
           "vs_sequential", "passed"], a.json, extra)
 

@@ -152,6 +152,24 @@ def test_nested_project_uses_its_own_skillbench_table(pytester, tmp_path, bundle
     assert [list(v["conditions"]) for v in rep["students"].values()] == [["curated"]]
 
 
+def test_silent_phase_reports_of_skillbench_items_are_dropped_before_the_summary(pytester, replay_file):
+    """pytest's failure summary scans every setup/teardown report per failure (quadratic); the plugin drops
+    its items' silent ones first. Failures still print."""
+    pytester.makeconftest(
+        "SEEN = []\n"
+        "def pytest_runtest_logreport(report):\n"
+        "    if report.when in ('setup', 'teardown') and report.passed:\n"
+        "        SEEN.append(report.nodeid)\n"
+        "def pytest_terminal_summary(terminalreporter):\n"
+        "    left = sum('.jsonl::' in r.nodeid for r in terminalreporter.stats.get('', []))\n"
+        "    open('phase.txt', 'w').write(f'{len(SEEN)} {left}')\n")
+    res = run(pytester, "--student", f"replay:{replay_file}", "-q", "-rf")
+    seen, left = map(int, (pytester.path / "phase.txt").read_text().split())
+    assert seen == 800 and left == 0  # 400 items x (setup, teardown) reported, none kept for the summary
+    out = res.stdout.str()
+    assert "expected:" in out and "FAILED" in out and "passed" in out
+
+
 def test_replay_missing_response_is_error_not_failure(pytester, tmp_path, bundled_bench):
     tasks = bundled_bench.split("holdout")[:3]
     f = write_replay(tmp_path / "part.jsonl", tasks[:2], student="part", p_right=1.0, p_format=1.0)
