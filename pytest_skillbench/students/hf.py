@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 import time
 from pathlib import Path
 
@@ -125,10 +126,14 @@ class ModelPool:
         from peft import PeftModel
 
         try:
-            if isinstance(entry["model"], PeftModel):
-                entry["model"].load_adapter(adapter_path, adapter_name=name)
-            else:
-                entry["model"] = PeftModel.from_pretrained(entry["model"], adapter_path, adapter_name=name)
+            with warnings.catch_warnings():
+                # PEFT reads transformers' deprecated `is_gradient_checkpointing` while wrapping the model:
+                # library-internal noise that would otherwise land in every evaluation's warnings summary
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                if isinstance(entry["model"], PeftModel):
+                    entry["model"].load_adapter(adapter_path, adapter_name=name)
+                else:
+                    entry["model"] = PeftModel.from_pretrained(entry["model"], adapter_path, adapter_name=name)
             entry["model"].eval()
         except (RuntimeError, ValueError, OSError) as exc:
             raise SkillbenchError(f"adapter {adapter_path} does not fit its base: {str(exc).splitlines()[0]}") from None
