@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 from ..cache import file_hash
