@@ -152,8 +152,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     workerinput = getattr(config, "workerinput", None)
     try:
-        settings = build_settings(_cli_values(config), _project_root(config))
-        session = SkillbenchSession(settings, _project_root(config), is_worker=workerinput is not None,
+        root = _project_root(config)
+        settings = build_settings(_cli_values(config), root)
+        session = SkillbenchSession(settings, root, is_worker=workerinput is not None,
                                     run_dir=(workerinput or {}).get("skillbench_run_dir"),
                                     write=_live_writer(config))
     except SkillbenchError as exc:
@@ -223,9 +224,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config):
     try:
         from .students.registry import resolve_students
 
-        settings = build_settings(_cli_values(config), _project_root(config))
-        specs = [sp for name in settings.student
-                 for sp in resolve_students(name, settings.students, _project_root(config))]
+        root = _project_root(config)
+        settings = build_settings(_cli_values(config), root)
+        specs = [sp for name in settings.student for sp in resolve_students(name, settings.students, root)]
     except Exception:  # noqa: BLE001 - a bad student is reported by pytest_configure, once
         return None
     local = {sp.name for sp in specs if sp.is_local_model}
