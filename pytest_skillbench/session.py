@@ -126,8 +126,8 @@ class SkillbenchSession:
         self.rejudge_from: Path | None = None
         self.rejudge_reuse: dict[tuple[str, str, str], Episode] = {}  # --skillbench-rejudge: scored, kept
         self._judge_prepared: set[tuple[str, str, str]] = set()
-        # per student: (the selection list seen, how many of its specs were seen, specs awaiting a response)
-        self._judge_waiting: dict[str, tuple[list | None, int, list[ItemSpec]]] = {}
+        # per student: (how many of its selected specs were seen, the seen ones still awaiting a response)
+        self._judge_waiting: dict[str, tuple[int, list[ItemSpec]]] = {}
         self._judge_extra: dict[tuple[str, str, str], dict] = {}
 
     def _new_run_dir(self) -> Path:
@@ -193,6 +193,7 @@ class SkillbenchSession:
 
     def set_selected(self, specs: list[ItemSpec]) -> None:
         self.selected = defaultdict(list)
+        self._judge_waiting = {}
         for s in specs:
             self.selected[s.student].append(s)
 
@@ -292,11 +293,10 @@ class SkillbenchSession:
         from .judges.runner import JudgeItem
 
         # Only the specs not yet prepared are looked at (a scan of the whole selection per item was
-        # quadratic in a student's items); specs appended to the selection later are picked up by count.
+        # quadratic in a student's items); specs appended to the selection later are picked up by count,
+        # and set_selected starts over.
         selected = self.selected.get(student, [])
-        seen_list, seen, waiting = self._judge_waiting.get(student, (None, 0, []))
-        if seen_list is not selected:  # a new selection (set_selected): start over
-            seen, waiting = 0, []
+        seen, waiting = self._judge_waiting.get(student, (0, []))
         waiting = waiting + selected[seen:]
         items, still = [], []
         for s in waiting:
@@ -307,7 +307,7 @@ class SkillbenchSession:
                 continue
             self._judge_prepared.add(s.key)
             items.append(JudgeItem(s.task, self._judged_text(s), s.condition))
-        self._judge_waiting[student] = (selected, len(selected), still)
+        self._judge_waiting[student] = (len(selected), still)
         self.judges.prepare(items, label=student)
 
     def judge(self, spec: ItemSpec, response: GenResult) -> Verdict:
