@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_skillbench.prompts import messages
-from pytest_skillbench.students.engine import MIN_SHARED, greedy_generate, prefix_plan
+from pytest_skillbench.students import engine
+from pytest_skillbench.students.engine import (MIN_SHARED, PAD_WASTE, SLACK, _chunks, carrier_tree, greedy_generate,
+                                                 prefix_plan)
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +60,41 @@ def test_prefix_plan_shares_prefixes_and_never_a_whole_prompt():
     prompts = [shared + [1, 2, 3], shared + [1, 2, 4], shared + [9], shared[:20] + [7, 7], [5] * 30, shared + [1, 2, 3]]
     order, plen, carriers, carrier_of = prefix_plan(prompts)
     assert sorted(order) == list(range(len(prompts)))
-    assert plen[0] == len(prompts[0]) - 1 and plen[5] == len(prompts[5]) - 1  # duplicates keep one token to run
-    assert plen[1] == len(shared) + 2 and plen[2] == len(shared)
-    assert plen[3] == 20 and plen[4] == 0  # no neighbour shares 16+ tokens with [5]*30
+    # 0, 1 and 5 share 42 tokens, 2 shares 40 with them: within SLACK, so one carrier (their common prefix)
+    assert SLACK >= 2 and {plen[i] for i in (0, 1, 2, 5)} == {len(shared)}
+    assert len({carrier_of[i] for i in (0, 1, 2, 5)}) == 1
+    # 3 shares only 20 tokens: its own carrier, not a cut of the others' (which would cost them 20 tokens each)
+    assert plen[3] == 20 and carrier_of[3] != carrier_of[0]
+    assert plen[4] == 0 and carrier_of[4] == -1  # no neighbour shares 16+ tokens with [5]*30
     assert all(p < len(q) for p, q in zip(plen, prompts))
-    # the 20-token prefix reads the first positions of a longer carrier instead of getting its own
-    assert carrier_of[3] == carrier_of[2] or carriers[carrier_of[3]][:20] == tuple(shared[:20])
-    assert len(carriers) <= 3 and carrier_of[4] == -1
-    for i, c in enumerate(carrier_of):
+    for i, c in enumerate(carrier_of):  # a prompt reads its carrier whole
         if c >= 0:
-            assert carriers[c][:plen[i]] == tuple(prompts[i][:plen[i]])
+            assert carriers[c] == tuple(prompts[i][:plen[i]])
     assert MIN_SHARED <= 20
+
+
+def test_carrier_tree_computes_each_shared_position_once():
+    solver = list(range(1000, 1120))
+    carriers = [tuple(solver + [1] * 5), tuple(solver + [2] * 300), tuple(solver + [3] * 250), tuple([9] * 40)]
+    allc, plen, parent = carrier_tree(carriers)
+    assert allc[:4] == carriers and len(allc) == 5 and allc[4] == tuple(solver)
+    assert parent[:4] == [4, 4, 4, -1] and plen[:4] == [120, 120, 120, 0]
+    assert parent[4] == -1 and plen[4] == 0
+    for c, (p, par) in enumerate(zip(plen, parent)):
+        if par >= 0:
+            assert allc[c][:p] == allc[par][:p] and p < len(allc[c])
+    computed = sum(len(c) - p for c, p in zip(allc, plen))
+    assert computed == sum(map(len, carriers)) - 2 * len(solver)
+
+
+def test_prefill_calls_group_similar_lengths():
+    lengths = [170, 131, 168, 140, 203, 132, 175, 150]
+    chunks = _chunks(lengths)
+    assert sorted(i for ch in chunks for i in ch) == list(range(len(lengths)))
+    for ch in chunks:
+        real = sum(lengths[i] for i in ch)
+        assert max(lengths[i] for i in ch) * len(ch) <= (1 + PAD_WASTE) * real
+    assert len(chunks) < len(lengths)  # not one call per row either
 
 
 @pytest.mark.parametrize("batch_size,penalty", [(1, 1.3), (3, 1.3), (16, 1.3), (4, 0.2)])
@@ -105,13 +131,34 @@ def test_rows_finish_in_callbacks_and_respect_max_new_tokens(loaded, bench_promp
     assert nothing == [[], []]
 
 
-def test_long_answers_grow_the_cache_past_its_spare_room(loaded, bench_prompts):
-    """More decode steps than the cache's preallocated room (129 positions): the buffer grows in place and
-    the tokens still equal generate()'s."""
+def test_long_answers_grow_the_cache_past_its_spare_room(loaded, bench_prompts, monkeypatch):
+    """More decode steps than the room preallocated per batch (SPARE_CAP, cut to 40 here): the buffer grows
+    and the tokens still equal generate()'s."""
     tok, model = loaded
+    monkeypatch.setattr(engine, "SPARE_CAP", 40)
     prompts = bench_prompts[:3]
     expected = one_at_a_time(model, prompts, max_new_tokens=150, eos=[tok.eos_token_id], penalty=1.0)
     assert max(map(len, expected)) > 130
     got, _ = greedy_generate(model, prompts, max_new_tokens=150, eos_ids={tok.eos_token_id},
                              pad_id=tok.pad_token_id, device="cpu", batch_size=2)
     assert got == expected
+
+
+def test_packed_linears_and_unshared_prefill_give_the_same_tokens(loaded, bench_prompts):
+    """The engine's two speed paths switched off one at a time (plain nn.Linear; no shared prefixes, as for a
+    model cascade attention does not support) decode the same tokens."""
+    tok, model = loaded
+    kw = dict(max_new_tokens=8, eos_ids={tok.eos_token_id}, pad_id=tok.pad_token_id, device="cpu", batch_size=4,
+              repetition_penalty=1.3)
+    fast, stats = greedy_generate(model, bench_prompts, **kw)
+    assert stats.extra["packed_linear_layers"] > 0 and stats.extra["shared_prefixes"] is True
+    plain, stats = greedy_generate(model, bench_prompts, packed_linear=False, **kw)
+    assert stats.extra["packed_linear_layers"] == 0 and plain == fast
+    model.config.model_type, kept = "not-supported", model.config.model_type
+    try:
+        unshared, stats = greedy_generate(model, bench_prompts, **kw)
+    finally:
+        model.config.model_type = kept
+    assert stats.extra["shared_prefixes"] is False and unshared == fast
+    assert stats.prefill_positions >= stats.prompt_tokens  # every prompt prefilled whole
+    assert model.config._attn_implementation == "sdpa"  # restored after the run

@@ -5,17 +5,23 @@ curated condition also the skill's SKILL block, ~600 of a ~770-token prompt) and
 few dozen tokens, so a static padded batch spends most of its time re-reading identical prefixes and decoding
 rows that have already stopped. This loop:
 
-1. sorts prompts by their token ids, so prompts that share a prefix land in one batch;
-2. prefills each distinct shared prefix of a batch once (a shorter shared prefix reuses the first positions of
-   a longer one) and copies its KV-cache rows to every prompt that shares it;
-3. prefills every prompt's own suffix in one call; a row's layout is ``[pad][shared prefix][pad][suffix]`` and
-   an attention mask plus explicit position ids make each row see exactly its own prompt at exactly the
-   positions it would have alone;
-4. decodes one token per active row per step, applying the repetition penalty as transformers'
-   ``RepetitionPenaltyLogitsProcessor`` does (over the row's prompt and generated tokens, never over padding),
-   and drops rows that emitted an end token from the batch and its KV cache.
+1. plans shared prefixes ("carriers") from the prompts' token ids: prompts are sorted so those sharing a
+   prefix are neighbours; a prompt's shared prefix is its longest common prefix with a neighbour, and prompts
+   whose shared prefixes differ by a few tokens read one carrier. Carriers that share a prefix among
+   themselves (the solver prompt starts every SKILL-block carrier) get a parent carrier, so no prefix is
+   computed twice;
+2. prefills each carrier once (after its parent, reading the parent's KV cache) and copies its KV-cache rows
+   into every prompt's row that shares it;
+3. prefills the prompts' own suffixes in calls of similar-length rows (little padding); a row's layout is
+   ``[pad][shared prefix][pad][suffix]``, right-aligned in one preallocated KV buffer, and an attention mask
+   plus explicit position ids make each row see exactly its own prompt at exactly the positions it would
+   have alone;
+4. decodes one token per active row per step, writing keys/values in place, applying the repetition penalty
+   as transformers' ``RepetitionPenaltyLogitsProcessor`` does (over the row's prompt and generated tokens,
+   never over padding); rows that emitted an end token are dropped from the batch and their slots refilled
+   from the queue (continuous batching).
 
-Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in the attention kernels
+Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in the kernels
 (``benchmarks/generation_throughput.py`` reports the share of identical texts). Nothing here assumes a CPU.
 """
 
@@ -25,9 +31,12 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-ENGINE_VERSION = "continuous-prefix-v1"  # recorded in the generation config: part of the cache key
+ENGINE_VERSION = "continuous-prefix-v2"  # recorded in the generation config: part of the cache key
 MIN_SHARED = 16  # shared prefixes shorter than this are prefilled with the row's suffix
+SLACK = 8  # prompts whose shared prefixes differ only in their last SLACK tokens read one carrier
 COMPACT_SHARE = 0.25  # drop finished rows once they are this share of the batch (a KV copy is not free)
+SPARE_CAP = 1024  # decode room preallocated per batch (max_new_tokens + 1 up to this); beyond it the buffer grows
+PAD_WASTE = 0.1  # a prefill call takes similar-length rows while padding stays under this share of its positions
 
 
 @dataclass
@@ -53,65 +62,107 @@ def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def _share(seqs: Sequence[Sequence[int]], order: Sequence[int]) -> tuple[list[int], list[tuple[int, ...]], list[int]]:
+    """Shared-prefix length, carriers and carrier index of each sequence (``order``: the sequences sorted)."""
+    n = len(seqs)
+    best = [0] * n
+    for a, b in zip(order, order[1:]):
+        k = _lcp(seqs[a], seqs[b])
+        best[a], best[b] = max(best[a], k), max(best[b], k)
+    plen = [min(b, len(s) - 1) if b >= MIN_SHARED else 0 for b, s in zip(best, seqs)]
+    carriers: list[tuple[int, ...]] = []
+    carrier_of = [-1] * n
+    for i in sorted(range(n), key=lambda i: (-plen[i], i)):
+        p = plen[i]
+        if p == 0:
+            continue
+        head = tuple(seqs[i][:p])
+        for c, car in enumerate(carriers):
+            k = _lcp(car, head)
+            if k >= max(MIN_SHARED, p - SLACK, len(car) - SLACK):
+                carriers[c], carrier_of[i] = car[:k], c
+                break
+        else:
+            carriers.append(head)
+            carrier_of[i] = len(carriers) - 1
+    # every sequence reads its carrier whole: a carrier is the common prefix of the sequences that read it
+    plen = [len(carriers[c]) if c >= 0 else 0 for c in carrier_of]
+    return plen, carriers, carrier_of
+
+
 def prefix_plan(prompts: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[tuple[int, ...]], list[int]]:
     """Admission order, each prompt's shared-prefix length, the carrier prefixes, and each prompt's carrier.
 
     Prompts are ordered by their token ids, so prompts sharing a prefix sit together. A prompt's shared prefix
     is its longest common prefix with a neighbour in that order (never its whole prompt; none if shorter than
-    ``MIN_SHARED``). A carrier is a prefix that is prefilled once; a shorter prefix that starts a longer carrier
-    reads the carrier's first positions instead of getting its own.
+    ``MIN_SHARED``). A carrier is a prefix that is prefilled once and read whole by every prompt assigned to it:
+    prompts whose shared prefixes differ only in their last ``SLACK`` tokens share one carrier (their common
+    prefix; the few tokens past it move to each prompt's own suffix).
     """
-    n = len(prompts)
-    order = sorted(range(n), key=lambda i: (list(prompts[i]), i))
-    best = [0] * n
-    for a, b in zip(order, order[1:]):
-        k = _lcp(prompts[a], prompts[b])
-        best[a], best[b] = max(best[a], k), max(best[b], k)
-    plen = [min(b, len(p) - 1) if b >= MIN_SHARED else 0 for b, p in zip(best, prompts)]
-    carriers: list[tuple[int, ...]] = []
-    carrier_of = [-1] * n
-    for i in sorted(range(n), key=lambda i: -plen[i]):
-        p = plen[i]
-        if p == 0:
-            continue
-        head = tuple(prompts[i][:p])
-        for c, car in enumerate(carriers):
-            if len(car) >= p and car[:p] == head:
-                carrier_of[i] = c
-                break
-        else:
-            carriers.append(head)
-            carrier_of[i] = len(carriers) - 1
+    order = sorted(range(len(prompts)), key=lambda i: (list(prompts[i]), i))
+    plen, carriers, carrier_of = _share(prompts, order)
     return order, plen, carriers, carrier_of
 
 
-def _left_pad_kv(t, length: int):
-    """Left-pad a (batch, heads, seq, dim) tensor with zeros along seq to ``length``."""
-    import torch.nn.functional as F
+def carrier_tree(carriers: Sequence[tuple[int, ...]]) -> tuple[list[tuple[int, ...]], list[int], list[int]]:
+    """Parents for carriers: returns the carriers plus any root prefixes they share, and for each, how many of
+    its first positions it reads from its parent (0: none) and the parent's index (-1: none)."""
+    allc = list(carriers)
+    plen, parent = [0] * len(allc), [-1] * len(allc)
+    level = list(range(len(allc)))
+    while len(level) > 1:
+        seqs = [allc[i] for i in level]
+        p, roots, root_of = _share(seqs, sorted(range(len(seqs)), key=lambda j: (list(seqs[j]), j)))
+        if not roots:
+            break
+        base = len(allc)
+        allc.extend(roots)
+        plen.extend([0] * len(roots))
+        parent.extend([-1] * len(roots))
+        for j, r in enumerate(root_of):
+            if r >= 0:
+                plen[level[j]], parent[level[j]] = p[j], base + r
+        level = list(range(base, len(allc)))
+    return allc, plen, parent
 
-    return t if t.shape[2] == length else F.pad(t, (0, 0, length - t.shape[2], 0))
+
+def _chunks(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices grouped into prefill calls: longest first, a call takes the next row while padding stays under
+    ``PAD_WASTE`` of its positions."""
+    idx = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    out: list[list[int]] = []
+    total = 0
+    for i in idx:
+        if out and lengths[out[-1][0]] * (len(out[-1]) + 1) <= (1 + PAD_WASTE) * (total + lengths[i]):
+            out[-1].append(i)
+            total += lengths[i]
+        else:
+            out.append([i])
+            total = lengths[i]
+    return out
 
 
 @functools.lru_cache(maxsize=None)
 def _grow_layer_class():
-    """A KV-cache layer whose keys/values live in a buffer with spare room along the sequence: appending a
-    decode step writes in place, where transformers' ``DynamicLayer`` copies the whole cache with ``torch.cat``
-    (at 16 rows x 900 positions that copy was a third of a decode step on a 2-core CPU)."""
+    """A KV-cache layer over a preallocated buffer with spare room along the sequence: appending writes in
+    place, where transformers' ``DynamicLayer`` copies the whole cache with ``torch.cat`` (at 16 rows x 900
+    positions that copy was a third of a decode step on a 2-core CPU). The buffer may be a view into a larger
+    batch buffer (a prefill call writes its rows straight into the decode batch); it is reallocated only if a
+    decode step runs past its room."""
     import torch.nn.functional as F
     from transformers.cache_utils import DynamicLayer
 
     class GrowLayer(DynamicLayer):
-        def __init__(self, k, v, spare: int):
+        def __init__(self, kbuf, vbuf, n: int):
             super().__init__()
-            self.device, self.is_initialized, self.spare, self.n = k.device, True, max(1, spare), 0
-            self.kbuf = k.new_empty(*k.shape[:2], k.shape[2] + self.spare, k.shape[3])
-            self.vbuf = v.new_empty(*v.shape[:2], v.shape[2] + self.spare, v.shape[3])
-            self.update(k, v)
+            self.device, self.is_initialized = kbuf.device, True
+            self.kbuf, self.vbuf, self.n = kbuf, vbuf, n
+            self.keys, self.values = kbuf[:, :, :n], vbuf[:, :, :n]
 
         def update(self, key_states, value_states, *args, **kwargs):
             m = key_states.shape[2]
             if self.n + m > self.kbuf.shape[2]:
-                grow = max(m, self.spare)
+                grow = max(m, self.kbuf.shape[2] // 2)
                 self.kbuf = F.pad(self.kbuf[:, :, :self.n], (0, 0, 0, grow))
                 self.vbuf = F.pad(self.vbuf[:, :, :self.n], (0, 0, 0, grow))
             self.kbuf[:, :, self.n:self.n + m] = key_states
@@ -123,18 +174,14 @@ def _grow_layer_class():
     return GrowLayer
 
 
-def _cache_from(kv: list[tuple], spare: int):
-    """A transformers ``DynamicCache`` holding the given per-layer (keys, values), with room to grow."""
+def _cache_over(bufs: list[tuple], n: int):
+    """A transformers ``DynamicCache`` whose layers hold the first ``n`` positions of the given buffers."""
     from transformers import DynamicCache
 
     cache = DynamicCache()
     layer = _grow_layer_class()
-    cache.layers = [layer(k, v, spare) for k, v in kv]
+    cache.layers = [layer(k, v, n) for k, v in bufs]
     return cache
-
-
-def _cache_kv(cache) -> list[tuple]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _cache_kwarg(model) -> str:
@@ -145,12 +192,27 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
+def _kv_shape(model) -> tuple[int, int, int, object]:
+    """(layers, key/value heads, head dim, dtype) of the model's KV cache."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    heads = cfg.num_attention_heads
+    dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    return (cfg.num_hidden_layers, getattr(cfg, "num_key_value_heads", None) or heads, dim,
+            model.get_input_embeddings().weight.dtype)
+
+
 class _Decoder:
     """Continuous greedy batching: admit prompts while there is room, decode one token per live row per step,
-    retire rows at an end token, refill their slots from the queue."""
+    retire rows at an end token, refill their slots from the queue.
+
+    A row's KV buffer holds only its own positions (its prompt past the shared prefix, then its generated
+    tokens), right-aligned; shared prefixes live once in ``store`` and are attended to through
+    :mod:`cascade` (or, for a model it does not support, are not shared: every prompt is prefilled whole)."""
 
     def __init__(self, model, prompts, *, max_new_tokens, eos_ids, pad_id, device, batch_size, repetition_penalty,
-                 on_row_done, on_admit):
+                 on_row_done, on_admit, share: bool):
         import torch
 
         self.torch = torch
@@ -159,145 +221,192 @@ class _Decoder:
         self.penalty = float(repetition_penalty)
         self.eos = torch.tensor(sorted(eos_ids), device=device, dtype=torch.long)
         self.vocab = model.get_output_embeddings().weight.shape[0]
+        self.layers, self.kv_heads, self.head_dim, self.dtype = _kv_shape(model)
+        self.neg = torch.finfo(self.dtype).min  # additive mask value (finite: a fully masked pad row stays finite)
         self.on_row_done, self.on_admit = on_row_done, on_admit
         self.stats = DecodeStats()
-        self.order, self.plen, self.carriers, self.carrier_of = prefix_plan(self.prompts)
-        self.uses = [0] * len(self.carriers)
-        for c in self.carrier_of:
-            if c >= 0:
-                self.uses[c] += 1
+        self.order, self.plen, carriers, self.carrier_of = prefix_plan(self.prompts)
+        if not share:
+            self.plen, carriers, self.carrier_of = [0] * len(self.prompts), [], [-1] * len(self.prompts)
+        self.carriers, self.cplen, self.cparent = carrier_tree(carriers)
         self.store: dict[int, list[tuple]] = {}  # carrier -> per-layer (k, v), shape (1, heads, len, dim)
         self.out: list[list[int] | None] = [None] * len(self.prompts)
         # the running batch
         self.rows: list[int] = []  # prompt index of each live row
         self.gen: list[list[int]] = []
         self.done: list[bool] = []
-        self.cache = None  # a DynamicCache of growing layers (_grow_layer_class)
+        self.cache = None  # a DynamicCache of growing layers (_grow_layer_class) over the batch's KV buffers
+        self.length = 0  # KV positions (columns) in use
+        self.batch_base: list[tuple] | None = None  # the buffers the batch's KV views live in
+        self.spare_base: list[tuple] | None = None  # the previous batch's, reused by the next rebuild
         self.cache_kw = _cache_kwarg(model)
-        self.spare = min(max_new_tokens, 128) + 1
-        self.mask = self.last_pos = self.logits = self.seen = None
+        self.spare = min(max_new_tokens, SPARE_CAP) + 1
+        self.mask = self.last_pos = self.logits = self.seen = self.prefix = None
 
-    def forward(self, ids, mask, pos, cache):
-        """One forward pass; returns last-position logits and the (grown) cache."""
+    def forward(self, ids, mask, pos, cache, prefix):
+        """One forward pass (``mask``: additive, 4-D; ``prefix``: the rows' shared prefixes); returns
+        last-position logits."""
+        from .cascade import SharedPrefix
+
         self.stats.forward_calls += 1
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos.clamp(min=0), use_cache=True,
-                         logits_to_keep=1, **{self.cache_kw: cache})
-        cache = getattr(out, "cache", None) or out.past_key_values
-        return out.logits[:, -1, :], cache
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                         shared_prefix=SharedPrefix(prefix) if self.share else None, **{self.cache_kw: cache})
+        return out.logits[:, -1, :]
 
-    # -- admission -------------------------------------------------------------------------------
-    def _prefill_carriers(self, needed: list[int]) -> None:
+    @property
+    def share(self) -> bool:
+        return bool(self.carriers)
+
+    def _buffers(self, rows: int, length: int) -> list[tuple]:
+        shape = (rows, self.kv_heads, length, self.head_dim)
+        t = self.torch
+        return [(t.empty(shape, dtype=self.dtype, device=self.device),
+                 t.empty(shape, dtype=self.dtype, device=self.device)) for _ in range(self.layers)]
+
+    def _batch_buffers(self, rows: int, length: int) -> list[tuple]:
+        """Views (rows, heads, length, dim) for a new batch. A batch alternates between two sets of buffers,
+        allocated with room to spare: a fresh allocation of a gigabyte costs a page fault per 4 KiB on first
+        write, which across a run's rebuilds was seconds."""
+        spare = self.spare_base
+        if not (spare and spare[0][0].shape[0] >= rows and spare[0][0].shape[2] >= length):
+            spare = self._buffers(max(rows, self.batch_size), length + length // 4)
+        self.spare_base, self.batch_base = self.batch_base, spare
+        return [(k[:rows, :, :length], v[:rows, :, :length]) for k, v in spare]
+
+    def _groups(self, carriers: list[int]) -> list[tuple]:
+        """(row indices, carrier KV) per carrier read by the given rows (``-1``: none)."""
         torch = self.torch
-        todo = [c for c in needed if c not in self.store]
+        rows: dict[int, list[int]] = {}
+        for r, c in enumerate(carriers):
+            if c >= 0:
+                rows.setdefault(c, []).append(r)
+        return [(torch.tensor(rs, device=self.device), self.store[c]) for c, rs in rows.items()]
+
+    # -- prefill ---------------------------------------------------------------------------------
+    def _prefill_into(self, bufs, rows: slice, width: int, items: list[tuple[Sequence[int], int, int]]):
+        """Prefill the own part of ``items`` (tokens, shared length, carrier) into rows ``rows`` of the buffers,
+        right-aligned to column ``width``, in one forward call that reads each item's shared prefix from its
+        carrier. Returns last-position logits, the rows' key masks (n, width; 1 = a real position) and last
+        positions."""
+        torch = self.torch
+        n = len(items)
+        own = [len(t) - p for t, p, _ in items]
+        ls = max(own)
+        ids = torch.full((n, ls), self.pad_id, dtype=torch.long, device=self.device)
+        keys = torch.zeros(n, width, dtype=torch.long, device=self.device)
+        for r, (toks, p, _) in enumerate(items):
+            ids[r, ls - own[r]:] = torch.tensor(toks[p:], device=self.device)
+            keys[r, width - own[r]:] = 1
+        if width > ls:  # padding columns left of the call's own positions: masked, but must not hold NaN garbage
+            for kb, vb in bufs:
+                kb[rows, :, :width - ls].zero_()
+                vb[rows, :, :width - ls].zero_()
+        cache = _cache_over([(kb[rows, :, width - ls:], vb[rows, :, width - ls:]) for kb, vb in bufs], 0)
+        valid = keys[:, width - ls:].bool()
+        causal = torch.ones(ls, ls, dtype=torch.bool, device=self.device).tril()
+        mask = torch.zeros(n, 1, ls, ls, dtype=self.dtype, device=self.device).masked_fill_(
+            ~(causal[None, None] & valid[:, None, None, :]), self.neg)
+        pos = torch.tensor([p for _, p, _ in items], device=self.device)[:, None] + valid.long().cumsum(1) - 1
+        logits = self.forward(ids, mask, pos.clamp(min=0), cache, self._groups([c for _, _, c in items]))
+        self.stats.prefill_positions += ids.numel()
+        return logits, keys, pos[:, -1]
+
+    def _ensure_carriers(self, needed) -> None:
+        """Prefill the given carriers not in the store yet (after their parents), each into its own entry."""
+        todo = sorted({c for c in needed if c >= 0 and c not in self.store})
         if not todo:
             return
-        lp = max(len(self.carriers[c]) for c in todo)
-        ids = torch.full((len(todo), lp), self.pad_id, dtype=torch.long, device=self.device)
-        mask = torch.zeros(len(todo), lp, dtype=torch.long, device=self.device)
-        for j, c in enumerate(todo):
-            car = self.carriers[c]
-            ids[j, lp - len(car):] = torch.tensor(car, device=self.device)
-            mask[j, lp - len(car):] = 1
-        _, cache = self.forward(ids, mask, mask.cumsum(1) - 1, None)
-        kv = _cache_kv(cache)
-        self.stats.prefill_positions += ids.numel()
-        for j, c in enumerate(todo):
-            n = len(self.carriers[c])
-            self.store[c] = [(k[j:j + 1, :, lp - n:], v[j:j + 1, :, lp - n:]) for k, v in kv]
+        self._ensure_carriers({self.cparent[c] for c in todo})
+        lengths = [len(self.carriers[c]) - self.cplen[c] for c in todo]
+        for chunk in _chunks(lengths):
+            cs = [todo[j] for j in chunk]
+            ls = max(lengths[j] for j in chunk)
+            bufs = self._buffers(len(cs), ls)
+            self._prefill_into(bufs, slice(0, len(cs)), ls,
+                               [(self.carriers[c], self.cplen[c], self.cparent[c]) for c in cs])
+            for j, c in enumerate(cs):  # the parent's part + the carrier's own part, contiguous
+                mine, parent = lengths[chunk[j]], self.cparent[c]
+                self.store[c] = [tuple(b[j:j + 1, :, ls - mine:] if parent < 0 else self.torch.cat(
+                    [pb[:, :, :self.cplen[c]], b[j:j + 1, :, ls - mine:]], dim=2) for b, pb in zip(kv, pkv))
+                    for kv, pkv in zip(bufs, self.store[parent] if parent >= 0 else bufs)]
 
-    def _prefill_rows(self, new: list[int]):
-        """Prefill the given prompts (shared prefixes from the store); returns their batch state."""
-        torch = self.torch
-        n = len(new)
-        self._prefill_carriers(sorted({self.carrier_of[i] for i in new if self.carrier_of[i] >= 0}))
-        lp = max(self.plen[i] for i in new)
-        kv = None
-        pre_mask = torch.zeros(n, lp, dtype=torch.long, device=self.device)
-        if lp:
-            layers = []
-            for layer in range(len(next(iter(self.store.values())))):
-                ks, vs = [], []
-                for i in new:
-                    p, c = self.plen[i], self.carrier_of[i]
-                    if c < 0:
-                        k0, v0 = self.store[next(iter(self.store))][layer]
-                        k, v = k0[:, :, :0], v0[:, :, :0]
-                    else:
-                        k, v = self.store[c][layer]
-                        k, v = k[:, :, :p], v[:, :, :p]
-                    ks.append(_left_pad_kv(k, lp))
-                    vs.append(_left_pad_kv(v, lp))
-                layers.append((torch.cat(ks), torch.cat(vs)))
-            kv = layers
-            for r, i in enumerate(new):
-                if self.plen[i]:
-                    pre_mask[r, lp - self.plen[i]:] = 1
-        for i in new:
+    def _drop_unused_carriers(self, queue: list[int]) -> None:
+        """Free carriers no live row reads and no queued prompt will need (directly or as a parent)."""
+        needed: set[int] = set()
+        for i in self.rows + queue:
             c = self.carrier_of[i]
-            if c >= 0:
-                self.uses[c] -= 1
-                if self.uses[c] == 0:
-                    self.store.pop(c, None)
-        suffixes = [self.prompts[i][self.plen[i]:] for i in new]
-        ls = max(map(len, suffixes))
-        ids = torch.full((n, ls), self.pad_id, dtype=torch.long, device=self.device)
-        smask = torch.zeros(n, ls, dtype=torch.long, device=self.device)
-        for r, suf in enumerate(suffixes):
-            ids[r, ls - len(suf):] = torch.tensor(suf, device=self.device)
-            smask[r, ls - len(suf):] = 1
-        pos = torch.tensor([self.plen[i] for i in new], device=self.device)[:, None] + smask.cumsum(1) - 1
-        mask = torch.cat([pre_mask, smask], dim=1)
-        logits, cache = self.forward(ids, mask, pos, _cache_from(kv, ls + self.spare) if kv else None)
-        kv = _cache_kv(cache)
-        self.stats.prefill_positions += ids.numel()
-        self.stats.prompt_tokens += sum(len(self.prompts[i]) for i in new)
-        seen = None
-        if self.penalty != 1.0:
-            seen = torch.zeros(n, self.vocab, dtype=torch.bool, device=self.device)
-            for r, i in enumerate(new):
-                seen[r, torch.tensor(self.prompts[i], device=self.device)] = True
-        return kv, mask, pos[:, -1], logits, seen
+            while c >= 0 and c not in needed:
+                needed.add(c)
+                c = -1 if c in self.store else self.cparent[c]
+        for c in [c for c in self.store if c not in needed]:
+            del self.store[c]
 
+    # -- admission -------------------------------------------------------------------------------
     def _rebuild(self, queue: list[int]) -> None:
-        """Drop finished rows, admit queued prompts into the free slots, trim all-padding columns."""
+        """Drop finished rows, admit queued prompts into the free slots (their prefill writes straight into
+        the new batch's buffers), trim all-padding columns."""
         torch = self.torch
         keep = [r for r, d in enumerate(self.done) if not d]
         free = self.batch_size - len(keep)
         new = [queue.pop(0) for _ in range(min(free, len(queue)))]
-        parts = []
-        if keep and self.cache is not None:
+        if keep and len(keep) < len(self.rows):
+            self.stats.compactions += 1
+        kept_width, start = 0, 0
+        if keep:
             idx = torch.tensor(keep, device=self.device)
-            parts.append(([(k[idx], v[idx]) for k, v in _cache_kv(self.cache)], self.mask[idx], self.last_pos[idx],
-                          self.logits[idx], self.seen[idx] if self.seen is not None else None))
-            if len(keep) < len(self.rows):
-                self.stats.compactions += 1
+            used = self.mask[idx].any(dim=0).nonzero()
+            start = int(used[0]) if used.numel() else self.length
+            kept_width = self.length - start
+        self._ensure_carriers({self.carrier_of[i] for i in new})
+        chunks = [[new[j] for j in ch] for ch in _chunks([len(self.prompts[i]) - self.plen[i] for i in new])]
+        width = max([kept_width] + [len(self.prompts[ch[0]]) - self.plen[ch[0]] for ch in chunks])
+        total = len(keep) + len(new)
+        self.rows = [self.rows[r] for r in keep] + [i for ch in chunks for i in ch]
+        self._drop_unused_carriers(queue)
+        if total == 0:
+            self.gen, self.done, self.cache, self.length = [], [], None, 0
+            return
+        # room for the longest answer still to come
+        bufs = self._batch_buffers(total, width + self.spare)
+        masks, last, logits, seen = [], [], [], []
+        if keep:
+            for (kb, vb), layer in zip(bufs, self.cache.layers):
+                kb[:len(keep), :, :width - kept_width].zero_()
+                vb[:len(keep), :, :width - kept_width].zero_()
+                kb[:len(keep), :, width - kept_width:width] = layer.kbuf[idx, :, start:self.length]
+                vb[:len(keep), :, width - kept_width:width] = layer.vbuf[idx, :, start:self.length]
+            masks.append(torch.nn.functional.pad(self.mask[idx, start:], (width - kept_width, 0)))
+            last.append(self.last_pos[idx])
+            logits.append(self.logits[idx])
+            if self.seen is not None:
+                seen.append(self.seen[idx])
+        row = len(keep)
+        for ch in chunks:
+            lg, m, lp = self._prefill_into(bufs, slice(row, row + len(ch)), width,
+                                           [(self.prompts[i], self.plen[i], self.carrier_of[i]) for i in ch])
+            row += len(ch)
+            masks.append(m)
+            last.append(lp)
+            logits.append(lg)
+            if self.penalty != 1.0:
+                s = torch.zeros(len(ch), self.vocab, dtype=torch.bool, device=self.device)
+                for r, i in enumerate(ch):
+                    s[r, torch.tensor(self.prompts[i], device=self.device)] = True
+                seen.append(s)
         if new:
             self.stats.admissions += 1
-            parts.append(self._prefill_rows(new))
+            self.stats.prompt_tokens += sum(len(self.prompts[i]) for i in new)
             if self.on_admit:
                 self.on_admit(len(new))
-        self.rows = [self.rows[r] for r in keep] + new
         self.gen = [self.gen[r] for r in keep] + [[] for _ in new]
         self.done = [False] * len(self.rows)
-        if not parts:
-            self.cache = None
-            return
-        if len(parts) == 1:
-            kv, self.mask, self.last_pos, self.logits, self.seen = parts[0]
-        else:
-            length = max(p[1].shape[1] for p in parts)
-            kv = [(torch.cat([_left_pad_kv(p[0][layer][0], length) for p in parts]),
-                   torch.cat([_left_pad_kv(p[0][layer][1], length) for p in parts])) for layer in range(len(parts[0][0]))]
-            self.mask = torch.cat([torch.nn.functional.pad(p[1], (length - p[1].shape[1], 0)) for p in parts])
-            self.last_pos = torch.cat([p[2] for p in parts])
-            self.logits = torch.cat([p[3] for p in parts])
-            self.seen = torch.cat([p[4] for p in parts]) if self.penalty != 1.0 else None
-        used = self.mask.any(dim=0).nonzero()
-        start = int(used[0]) if used.numel() else 0
-        if start:  # columns no live row attends to any more
-            self.mask = self.mask[:, start:]
-            kv = [(k[:, :, start:], v[:, :, start:]) for k, v in kv]
-        self.cache = _cache_from(kv, self.spare)
+        self.mask = torch.cat(masks)
+        self.last_pos = torch.cat(last)
+        self.logits = torch.cat(logits)
+        self.seen = torch.cat(seen) if self.penalty != 1.0 else None
+        self.prefix = self._groups([self.carrier_of[i] for i in self.rows])
+        self.length = width
+        self.cache = _cache_over(bufs, width)
 
     # -- decoding --------------------------------------------------------------------------------
     def _finish(self, r: int) -> None:
@@ -344,20 +453,31 @@ class _Decoder:
                 self.last_pos = self.last_pos + 1
                 self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype,
                                                              device=self.device)], dim=1)
-                self.logits, self.cache = self.forward(nxt[:, None], self.mask, self.last_pos[:, None], self.cache)
+                additive = torch.zeros(self.mask.shape, dtype=self.dtype, device=self.device).masked_fill_(
+                    self.mask == 0, self.neg)[:, None, None, :]
+                self.logits = self.forward(nxt[:, None], additive, self.last_pos[:, None], self.cache, self.prefix)
+                self.length += 1
         return self.out
 
 
 def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_ids: set[int],
                     pad_id: int, device, batch_size: int, repetition_penalty: float = 1.0,
                     on_row_done: Callable[[int, list[int]], None] | None = None,
-                    on_admit: Callable[[int], None] | None = None) -> tuple[list[list[int]], DecodeStats]:
+                    on_admit: Callable[[int], None] | None = None,
+                    packed_linear: bool = True) -> tuple[list[list[int]], DecodeStats]:
     """Greedy-decode every prompt (a list of token ids) with at most ``batch_size`` rows in flight; returns the
-    generated ids of each prompt (end token excluded) in input order, and counters of the work done."""
+    generated ids of each prompt (end token excluded) in input order, and counters of the work done.
+    ``packed_linear``: on CPU, run linear layers on once-reordered oneDNN weights (``cpu_linear.py``)."""
     if max_new_tokens <= 0:
         return [[] for _ in prompts], DecodeStats()
+    from . import cascade
+    from .cpu_linear import packed_linears
+
+    share = cascade.supported(model)
     dec = _Decoder(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id, device=device,
                    batch_size=batch_size, repetition_penalty=repetition_penalty, on_row_done=on_row_done,
-                   on_admit=on_admit)
-    out = dec.run()
+                   on_admit=on_admit, share=share)
+    with packed_linears(model, enabled=packed_linear) as n, cascade.activated(model):
+        dec.stats.extra.update(packed_linear_layers=n, shared_prefixes=share)
+        out = dec.run()
     return out, dec.stats

@@ -1,0 +1,126 @@
+"""Attention over a shared prefix read once per group of rows (cascade attention).
+
+Bench prompts share long prefixes: the solver prompt, and in the curated condition the skill's SKILL block
+(~600 of a ~770-token prompt). The engine keeps one copy of a shared prefix's keys/values (a "carrier") and
+gives each batch row only its own positions (its prompt's suffix and its generated tokens). Attention is then
+computed in two parts and merged exactly:
+
+* the row's own part: its queries against its own keys, under the row's mask (padding, causality);
+* the prefix part: the queries of every row that shares a carrier, packed into one call against the carrier's
+  keys (no mask: every prefix position precedes every query), so the prefix is read once per group rather than
+  once per row, and no KV copy of it is made per row.
+
+Each part returns its output and the log-sum-exp of its scores; ``softmax`` over the union of keys is the
+two outputs weighted by ``sigmoid(lse_own - lse_prefix)``. Results equal a single softmax up to float rounding.
+
+:func:`cascade_attention` is registered with transformers' ``AttentionInterface``; :func:`activated` switches a
+model to it for the duration of a ``with`` block. A forward call without a ``shared_prefix`` keyword falls back
+to transformers' own SDPA attention, so nothing else changes for the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+NAME = "skillbench_cascade"
+# decoder families whose attention calls the attention interface with plain full attention: no sliding
+# window, logit soft-capping, attention sinks or position bias the two-part merge would have to reproduce
+SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral", "olmo2", "granite"})
+
+
+def attend(q, k, v, mask, scale: float):
+    """Attention output and per-query log-sum-exp of the scores. q (b, h, n, d); k, v (b, kvh, m, d) with h a
+    multiple of kvh (grouped-query); mask additive (b or 1, 1, n, m) or None."""
+    import torch
+
+    if q.device.type == "cpu":
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, False, attn_mask=mask, scale=scale)
+    h, kvh = q.shape[1], k.shape[1]
+    if h != kvh:
+        k, v = k.repeat_interleave(h // kvh, dim=1), v.repeat_interleave(h // kvh, dim=1)
+    s = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+    if mask is not None:
+        s = s + mask.float()
+    lse = torch.logsumexp(s, dim=-1)
+    return torch.matmul(torch.exp(s - lse[..., None]).to(v.dtype), v), lse
+
+
+@dataclass
+class SharedPrefix:
+    """Which rows of a forward call read which carrier: ``groups`` is a list of (row indices, per-layer (k, v)
+    of shape (1, kv heads, prefix length, head dim))."""
+
+    groups: list
+
+    def attend(self, layer: int, q, k, v, mask, scale: float):
+        import torch
+
+        out, lse = attend(q, k, v, mask, scale)  # the rows' own positions
+        if not self.groups:
+            return out
+        b, h, n, d = q.shape
+        kvh = k.shape[1]
+        g = h // kvh
+        pre_out = torch.zeros_like(out)
+        pre_lse = torch.full_like(lse, float("-inf"))
+        for rows, kv in self.groups:
+            kp, vp = kv[layer]
+            r = rows.numel()
+            # every row's query heads of one kv head side by side: one call reads the prefix once for the group
+            qg = q.index_select(0, rows).view(r, kvh, g, n, d).transpose(0, 1).reshape(1, kvh, r * g * n, d)
+            o, s = attend(qg, kp, vp, None, scale)
+            pre_out.index_copy_(0, rows, o.view(kvh, r, g, n, d).transpose(0, 1).reshape(r, h, n, d))
+            pre_lse.index_copy_(0, rows, s.view(kvh, r, g, n).transpose(0, 1).reshape(r, h, n).to(lse.dtype))
+        own_share = torch.sigmoid(lse - pre_lse).unsqueeze(-1).to(out.dtype)
+        return torch.lerp(pre_out, out, own_share)
+
+
+def cascade_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
+                      shared_prefix: SharedPrefix | None = None, **kwargs):
+    """transformers attention-interface function: two-part attention when a ``shared_prefix`` is given,
+    transformers' SDPA attention otherwise."""
+    if shared_prefix is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    out = shared_prefix.attend(module.layer_idx, query, key, value, attention_mask, scale)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _text_config(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+def supported(model) -> bool:
+    """Whether the model's attention is plain full attention this module reproduces exactly."""
+    cfg = _text_config(model)
+    if getattr(cfg, "model_type", None) not in SUPPORTED_MODEL_TYPES:
+        return False
+    if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager", NAME, None):
+        return False
+    if getattr(cfg, "use_sliding_window", False) or getattr(cfg, "attn_logit_softcapping", None):
+        return False
+    if cfg.model_type == "mistral" and getattr(cfg, "sliding_window", None):
+        return False
+    return all(t == "full_attention" for t in (getattr(cfg, "layer_types", None) or []))
+
+
+@contextlib.contextmanager
+def activated(model):
+    """Route the model's attention through :func:`cascade_attention` inside the block (restored after)."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(NAME, cascade_attention)
+    cfg = _text_config(model)
+    previous = cfg._attn_implementation
+    cfg._attn_implementation = NAME
+    try:
+        yield
+    finally:
+        cfg._attn_implementation = previous
