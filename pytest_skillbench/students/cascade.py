@@ -48,9 +48,56 @@ def attend(q, k, v, mask, scale: float):
 
 
 @dataclass
+class Stacked:
+    """Several small groups in one attention call: their carriers stacked along the batch (shorter ones padded
+    and masked), each group's query rows padded to the largest group's count (a padded slot repeats a row and
+    its result is dropped)."""
+
+    index: object  # (groups * slots,) row of each slot
+    real: object  # positions in ``index`` of real (not padding) slots
+    slots: int
+    kv: list  # per layer (k, v) of shape (groups, kv heads, longest carrier, head dim)
+    mask: object  # (groups, 1, 1, longest carrier) additive
+
+    @classmethod
+    def build(cls, rows: list[list[int]], carriers: list[list[tuple]], neg: float, device) -> "Stacked":
+        import torch
+
+        slots = max(map(len, rows))
+        longest = max(c[0][0].shape[2] for c in carriers)
+        index = torch.tensor([rs[j] if j < len(rs) else rs[0] for rs in rows for j in range(slots)], device=device)
+        real = torch.tensor([g * slots + j for g, rs in enumerate(rows) for j in range(len(rs))], device=device)
+        mask = torch.zeros(len(rows), 1, 1, longest, dtype=carriers[0][0][0].dtype, device=device)
+        kv = []
+        for layer in range(len(carriers[0])):
+            k0 = carriers[0][layer][0]
+            ks = k0.new_zeros(len(rows), k0.shape[1], longest, k0.shape[3])
+            vs = torch.zeros_like(ks)
+            for g, c in enumerate(carriers):
+                n = c[layer][0].shape[2]
+                ks[g, :, :n], vs[g, :, :n] = c[layer][0][0], c[layer][1][0]
+            kv.append((ks, vs))
+        for g, c in enumerate(carriers):
+            mask[g, ..., c[0][0].shape[2]:] = neg
+        return cls(index, real, slots, kv, mask)
+
+    def attend(self, layer: int, q, scale: float):
+        """(rows, output, lse) of the real slots."""
+        b, h, n, d = q.shape
+        kp, vp = self.kv[layer]
+        groups, kvh = kp.shape[0], kp.shape[1]
+        g = h // kvh
+        qs = q.index_select(0, self.index).view(groups, self.slots, kvh, g, n, d).permute(0, 2, 1, 3, 4, 5)
+        o, s = attend(qs.reshape(groups, kvh, self.slots * g * n, d), kp, vp, self.mask, scale)
+        o = o.view(groups, kvh, self.slots, g, n, d).permute(0, 2, 1, 3, 4, 5).reshape(groups * self.slots, h, n, d)
+        s = s.view(groups, kvh, self.slots, g, n).permute(0, 2, 1, 3, 4).reshape(groups * self.slots, h, n)
+        return self.index.index_select(0, self.real), o.index_select(0, self.real), s.index_select(0, self.real)
+
+
+@dataclass
 class SharedPrefix:
     """Which rows of a forward call read which carrier: ``groups`` is a list of (row indices, per-layer (k, v)
-    of shape (1, kv heads, prefix length, head dim))."""
+    of shape (1, kv heads, prefix length, head dim)) and of :class:`Stacked` groups."""
 
     groups: list
 
@@ -65,7 +112,13 @@ class SharedPrefix:
         g = h // kvh
         pre_out = torch.zeros_like(out)
         pre_lse = torch.full_like(lse, float("-inf"))
-        for rows, kv in self.groups:
+        for group in self.groups:
+            if isinstance(group, Stacked):
+                rows, o, s = group.attend(layer, q, scale)
+                pre_out.index_copy_(0, rows, o)
+                pre_lse.index_copy_(0, rows, s.to(lse.dtype))
+                continue
+            rows, kv = group
             kp, vp = kv[layer]
             r = rows.numel()
             # every row's query heads of one kv head side by side: one call reads the prefix once for the group

@@ -37,6 +37,7 @@ SLACK = 8  # prompts whose shared prefixes differ only in their last SLACK token
 COMPACT_SHARE = 0.25  # drop finished rows once they are this share of the batch (a KV copy is not free)
 SPARE_CAP = 1024  # decode room preallocated per batch (max_new_tokens + 1 up to this); beyond it the buffer grows
 PAD_WASTE = 0.1  # a prefill call takes similar-length rows while padding stays under this share of its positions
+STACK_ROWS = 4  # decode: carriers read by at most this many rows share one attention call (cascade.Stacked)
 
 
 @dataclass
@@ -174,6 +175,15 @@ def _grow_layer_class():
     return GrowLayer
 
 
+def _pad_ids(rows: list):
+    """Rows of token ids of different lengths as one (rows, longest) tensor, each padded with its own first id
+    (a repeat: gathering and scattering it twice changes nothing)."""
+    import torch
+
+    width = max(r.numel() for r in rows)
+    return torch.stack([torch.cat([r, r[:1].expand(width - r.numel())]) for r in rows])
+
+
 def _cache_over(bufs: list[tuple], n: int):
     """A transformers ``DynamicCache`` whose layers hold the first ``n`` positions of the given buffers."""
     from transformers import DynamicCache
@@ -241,7 +251,8 @@ class _Decoder:
         self.spare_base: list[tuple] | None = None  # the previous batch's, reused by the next rebuild
         self.cache_kw = _cache_kwarg(model)
         self.spare = min(max_new_tokens, SPARE_CAP) + 1
-        self.mask = self.last_pos = self.logits = self.seen = self.prefix = None
+        self.mask = self.last_pos = self.logits = self.prefix = None
+        self.seen = None  # (rows, n) ids of each row's prompt and generated tokens, for the repetition penalty
 
     def forward(self, ids, mask, pos, cache, prefix):
         """One forward pass (``mask``: additive, 4-D; ``prefix``: the rows' shared prefixes); returns
@@ -273,14 +284,25 @@ class _Decoder:
         self.spare_base, self.batch_base = self.batch_base, spare
         return [(k[:rows, :, :length], v[:rows, :, :length]) for k, v in spare]
 
-    def _groups(self, carriers: list[int]) -> list[tuple]:
-        """(row indices, carrier KV) per carrier read by the given rows (``-1``: none)."""
+    def _groups(self, carriers: list[int], stack: bool = False) -> list:
+        """The rows' shared prefixes for :class:`cascade.SharedPrefix`: (row indices, carrier KV) per carrier
+        read by the given rows (``-1``: none). ``stack`` (decode steps): carriers read by at most
+        ``STACK_ROWS`` rows each go into one :class:`cascade.Stacked` call (one attention call over many small
+        groups reads memory far better than one call per group)."""
+        from .cascade import Stacked
+
         torch = self.torch
         rows: dict[int, list[int]] = {}
         for r, c in enumerate(carriers):
             if c >= 0:
                 rows.setdefault(c, []).append(r)
-        return [(torch.tensor(rs, device=self.device), self.store[c]) for c, rs in rows.items()]
+        small = [c for c, rs in rows.items() if len(rs) <= STACK_ROWS] if stack else []
+        groups: list = [(torch.tensor(rs, device=self.device), self.store[c])
+                        for c, rs in rows.items() if len(small) < 2 or c not in small]
+        if len(small) >= 2:
+            groups.append(Stacked.build([rows[c] for c in small], [self.store[c] for c in small], self.neg,
+                                        self.device))
+        return groups
 
     # -- prefill ---------------------------------------------------------------------------------
     def _prefill_into(self, bufs, rows: slice, width: int, items: list[tuple[Sequence[int], int, int]]):
@@ -379,7 +401,7 @@ class _Decoder:
             last.append(self.last_pos[idx])
             logits.append(self.logits[idx])
             if self.seen is not None:
-                seen.append(self.seen[idx])
+                seen.extend(self.seen[idx])
         row = len(keep)
         for ch in chunks:
             lg, m, lp = self._prefill_into(bufs, slice(row, row + len(ch)), width,
@@ -389,10 +411,7 @@ class _Decoder:
             last.append(lp)
             logits.append(lg)
             if self.penalty != 1.0:
-                s = torch.zeros(len(ch), self.vocab, dtype=torch.bool, device=self.device)
-                for r, i in enumerate(ch):
-                    s[r, torch.tensor(self.prompts[i], device=self.device)] = True
-                seen.append(s)
+                seen.extend(torch.tensor(sorted(set(self.prompts[i])), device=self.device) for i in ch)
         if new:
             self.stats.admissions += 1
             self.stats.prompt_tokens += sum(len(self.prompts[i]) for i in new)
@@ -403,8 +422,8 @@ class _Decoder:
         self.mask = torch.cat(masks)
         self.last_pos = torch.cat(last)
         self.logits = torch.cat(logits)
-        self.seen = torch.cat(seen) if self.penalty != 1.0 else None
-        self.prefix = self._groups([self.carrier_of[i] for i in self.rows])
+        self.seen = _pad_ids(seen) if self.penalty != 1.0 else None
+        self.prefix = self._groups([self.carrier_of[i] for i in self.rows], stack=True)
         self.length = width
         self.cache = _cache_over(bufs, width)
 
@@ -430,9 +449,10 @@ class _Decoder:
                     if not self.rows:
                         break
                 scores = self.logits.float()
-                if self.seen is not None:
-                    penalised = torch.where(scores < 0, scores * self.penalty, scores / self.penalty)
-                    scores = torch.where(self.seen, penalised, scores)
+                if self.seen is not None:  # as RepetitionPenaltyLogitsProcessor: gather, penalise, scatter
+                    vals = scores.gather(1, self.seen)
+                    vals = torch.where(vals < 0, vals * self.penalty, vals / self.penalty)
+                    scores = scores.scatter(1, self.seen, vals)
                 nxt = scores.argmax(dim=-1)
                 is_end = torch.isin(nxt, self.eos).tolist()
                 toks = nxt.tolist()
@@ -449,7 +469,7 @@ class _Decoder:
                 if all(self.done):
                     continue
                 if self.seen is not None:
-                    self.seen[torch.arange(len(self.rows), device=self.device), nxt] = True
+                    self.seen = torch.cat([self.seen, nxt[:, None]], dim=1)
                 self.last_pos = self.last_pos + 1
                 self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype,
                                                              device=self.device)], dim=1)
