@@ -53,7 +53,7 @@ def test_attend_returns_the_log_sum_exp_of_the_scores():
     torch.testing.assert_close(out, reference(q, k, v, None), rtol=1e-5, atol=1e-5)
 
 
-def test_packed_linears_match_nn_linear_and_are_restored():
+def test_packed_linears_match_nn_linear_and_are_restored(monkeypatch):
     torch.manual_seed(2)
     model = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.ReLU(), torch.nn.Linear(48, 8, bias=False))
     x = torch.randn(5, 3, 32)
@@ -71,3 +71,12 @@ def test_packed_linears_match_nn_linear_and_are_restored():
     assert model[0].weight.grad is not None
     with packed_linears(model, enabled=False) as n:
         assert n == 0
+    from pytest_skillbench.students import cpu_linear
+
+    weights = sum(m.weight.numel() * 4 for m in (model[0], model[2]))
+    monkeypatch.setattr(cpu_linear, "_available_bytes", lambda: 2 * weights - 8)  # copies would take > half
+    with torch.no_grad(), packed_linears(model) as n:
+        assert n == 0 and "forward" not in vars(model[0])
+    monkeypatch.setattr(cpu_linear, "_available_bytes", lambda: 2 * weights)
+    with torch.no_grad(), packed_linears(model) as n:
+        assert n == 2

@@ -162,3 +162,17 @@ def test_packed_linears_and_unshared_prefill_give_the_same_tokens(loaded, bench_
     assert stats.extra["shared_prefixes"] is False and unshared == fast
     assert stats.prefill_positions >= stats.prompt_tokens  # every prompt prefilled whole
     assert model.config._attn_implementation == "sdpa"  # restored after the run
+
+
+def test_prompts_sharing_nothing_still_see_only_their_own_padding(loaded):
+    """No carrier at all (prompts share no prefix), rows of different lengths in one batch: the rows' own
+    masks alone must hide the padding."""
+    import random
+
+    tok, model = loaded
+    rng = random.Random(3)
+    prompts = [[rng.randrange(100, len(tok) - 1) for _ in range(n)] for n in (5, 23, 11, 40, 17)]
+    expected = one_at_a_time(model, prompts, max_new_tokens=6, eos=[tok.eos_token_id], penalty=1.3)
+    got, stats = greedy_generate(model, prompts, max_new_tokens=6, eos_ids={tok.eos_token_id}, pad_id=tok.pad_token_id,
+                                 device="cpu", batch_size=5, repetition_penalty=1.3)
+    assert stats.extra["shared_prefixes"] is True and got == expected

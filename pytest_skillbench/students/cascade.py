@@ -168,8 +168,10 @@ def supported(model) -> bool:
 def activated(model):
     """Route the model's attention through :func:`cascade_attention` inside the block (restored after)."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(NAME, cascade_attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)  # a 2-D padding mask still becomes SDPA's 4-D mask
     cfg = _text_config(model)
     previous = cfg._attn_implementation
     cfg._attn_implementation = NAME

@@ -1,15 +1,17 @@
 """Linear layers through oneDNN with weights reordered once, for CPU inference.
 
 ``nn.Linear`` on CPU calls a GEMM that re-packs the whole weight matrix on every call. Decoding a small
-batch is bound by reading weights, so that packing is most of a step: on the 2-core benchmark machine a
-decode step's linear layers ran 1.8-2.3x faster with weights reordered once into oneDNN's blocked layout
+batch is bound by reading weights, so that packing is most of a step: on the 2-core benchmark machine the
+linear layers of a decode step ran ~2x faster with weights reordered once into oneDNN's blocked layout
 (``torch.ops.mkldnn._reorder_linear_weight`` + ``_linear_pointwise``, the pair ``torch.compile`` uses for CPU
-"freezing"), and a 680-row prefill call ~11% faster (``benchmarks/generation_throughput.py``).
+"freezing"), and prefill calls of 680-5,120 rows ~1.2-1.5x faster (``benchmarks/engine_kernels.py``).
 
 :func:`packed_linears` patches the forward of every plain ``nn.Linear`` on the CPU (LoRA wrappers keep working:
 their base layer and adapter matrices are plain ``nn.Linear`` modules) for the duration of a ``with`` block, and
-only when autograd is off; outside it, or where oneDNN is unavailable, nothing changes. Results differ from
-``nn.Linear`` by float rounding only (a different summation order; ~1e-6 relative).
+only when autograd is off; outside it, or where oneDNN is unavailable, nothing changes. The reordered copies
+take as much memory as the weights; when that is more than half of the memory still available, nothing is
+patched. Results differ from ``nn.Linear`` by float rounding only (a different summation order; ~1e-6
+relative).
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ def packed_linears(model, enabled: bool = True):
     import torch
 
     patched: list[torch.nn.Module] = []
+    layers = [m for m in model.modules() if type(m) is torch.nn.Linear and _usable(torch, m.weight)] if enabled else []
+    size = sum(m.weight.numel() * m.weight.element_size() for m in layers)
+    free = _available_bytes()
+    if free is not None and size > free // 2:  # the reordered copies would crowd out the KV cache
+        layers = []
     try:
-        if enabled:
-            for mod in model.modules():
-                if type(mod) is not torch.nn.Linear or not _usable(torch, mod.weight):
-                    continue
+        if layers:
+            for mod in layers:
                 try:
                     packed = torch.ops.mkldnn._reorder_linear_weight(mod.weight.detach(), PACK_HINT)
                 except RuntimeError:  # this build's oneDNN refuses the layout: leave the layer as it is
@@ -46,6 +51,18 @@ def packed_linears(model, enabled: bool = True):
     finally:
         for mod in patched:
             del mod.forward
+
+
+def _available_bytes() -> int | None:
+    """Memory the OS can still give this process (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _packed_forward(mod, packed):

@@ -10,16 +10,20 @@ rows that have already stopped. This loop:
    whose shared prefixes differ by a few tokens read one carrier. Carriers that share a prefix among
    themselves (the solver prompt starts every SKILL-block carrier) get a parent carrier, so no prefix is
    computed twice;
-2. prefills each carrier once (after its parent, reading the parent's KV cache) and copies its KV-cache rows
-   into every prompt's row that shares it;
-3. prefills the prompts' own suffixes in calls of similar-length rows (little padding); a row's layout is
-   ``[pad][shared prefix][pad][suffix]``, right-aligned in one preallocated KV buffer, and an attention mask
-   plus explicit position ids make each row see exactly its own prompt at exactly the positions it would
-   have alone;
+2. prefills each carrier once (after its parent, reading the parent's KV cache) into one shared copy;
+3. prefills the prompts' own suffixes in calls of similar-length rows (little padding). A row's KV buffer
+   holds only its own positions (suffix, then generated tokens), right-aligned in one preallocated batch
+   buffer; attention over its carrier is computed once per group of rows that read it and merged exactly
+   with the row's own attention (``cascade.py``), and explicit position ids make each row see exactly its
+   own prompt at exactly the positions it would have alone;
 4. decodes one token per active row per step, writing keys/values in place, applying the repetition penalty
-   as transformers' ``RepetitionPenaltyLogitsProcessor`` does (over the row's prompt and generated tokens,
-   never over padding); rows that emitted an end token are dropped from the batch and their slots refilled
-   from the queue (continuous batching).
+   as transformers' ``RepetitionPenaltyLogitsProcessor`` does (gather, penalise, scatter over the row's
+   prompt and generated tokens, never over padding); rows that emitted an end token are dropped from the
+   batch and their slots refilled from the queue (continuous batching).
+
+On CPU the linear layers run on weights reordered once for oneDNN (``cpu_linear.py``). For a model whose
+attention ``cascade.py`` does not reproduce (sliding windows, soft-capping, ...) every prompt is prefilled
+whole and the model's own attention runs unchanged.
 
 Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in the kernels
 (``benchmarks/generation_throughput.py`` reports the share of identical texts). Nothing here assumes a CPU.
@@ -28,6 +32,7 @@ Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -236,6 +241,7 @@ class _Decoder:
         self.on_row_done, self.on_admit = on_row_done, on_admit
         self.stats = DecodeStats()
         self.order, self.plen, carriers, self.carrier_of = prefix_plan(self.prompts)
+        self.share = share  # shared prefixes through cascade attention (else every prompt is prefilled whole)
         if not share:
             self.plen, carriers, self.carrier_of = [0] * len(self.prompts), [], [-1] * len(self.prompts)
         self.carriers, self.cplen, self.cparent = carrier_tree(carriers)
@@ -255,18 +261,18 @@ class _Decoder:
         self.seen = None  # (rows, n) ids of each row's prompt and generated tokens, for the repetition penalty
 
     def forward(self, ids, mask, pos, cache, prefix):
-        """One forward pass (``mask``: additive, 4-D; ``prefix``: the rows' shared prefixes); returns
-        last-position logits."""
-        from .cascade import SharedPrefix
-
+        """One forward pass; returns last-position logits. With shared prefixes, ``mask`` is the rows' own
+        additive 4-D mask and ``prefix`` their carriers (:mod:`cascade`); without, ``mask`` is the 2-D padding
+        mask and the model's own attention runs unchanged."""
         self.stats.forward_calls += 1
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
-                         shared_prefix=SharedPrefix(prefix) if self.share else None, **{self.cache_kw: cache})
-        return out.logits[:, -1, :]
+        extra = {}
+        if self.share:
+            from .cascade import SharedPrefix
 
-    @property
-    def share(self) -> bool:
-        return bool(self.carriers)
+            extra["shared_prefix"] = SharedPrefix(prefix)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                         **extra, **{self.cache_kw: cache})
+        return out.logits[:, -1, :]
 
     def _buffers(self, rows: int, length: int) -> list[tuple]:
         shape = (rows, self.kv_heads, length, self.head_dim)
@@ -325,9 +331,12 @@ class _Decoder:
                 vb[rows, :, :width - ls].zero_()
         cache = _cache_over([(kb[rows, :, width - ls:], vb[rows, :, width - ls:]) for kb, vb in bufs], 0)
         valid = keys[:, width - ls:].bool()
-        causal = torch.ones(ls, ls, dtype=torch.bool, device=self.device).tril()
-        mask = torch.zeros(n, 1, ls, ls, dtype=self.dtype, device=self.device).masked_fill_(
-            ~(causal[None, None] & valid[:, None, None, :]), self.neg)
+        if self.share:  # the own part's mask, additive; the shared prefix is visible to every query
+            causal = torch.ones(ls, ls, dtype=torch.bool, device=self.device).tril()
+            mask = torch.zeros(n, 1, ls, ls, dtype=self.dtype, device=self.device).masked_fill_(
+                ~(causal[None, None] & valid[:, None, None, :]), self.neg)
+        else:  # the model's own attention builds its masks (sliding windows etc.) from the padding mask
+            mask = valid.long()
         pos = torch.tensor([p for _, p, _ in items], device=self.device)[:, None] + valid.long().cumsum(1) - 1
         logits = self.forward(ids, mask, pos.clamp(min=0), cache, self._groups([c for _, _, c in items]))
         self.stats.prefill_positions += ids.numel()
@@ -473,9 +482,11 @@ class _Decoder:
                 self.last_pos = self.last_pos + 1
                 self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype,
                                                              device=self.device)], dim=1)
-                additive = torch.zeros(self.mask.shape, dtype=self.dtype, device=self.device).masked_fill_(
-                    self.mask == 0, self.neg)[:, None, None, :]
-                self.logits = self.forward(nxt[:, None], additive, self.last_pos[:, None], self.cache, self.prefix)
+                mask = self.mask
+                if self.share:
+                    mask = torch.zeros(mask.shape, dtype=self.dtype, device=self.device).masked_fill_(
+                        mask == 0, self.neg)[:, None, None, :]
+                self.logits = self.forward(nxt[:, None], mask, self.last_pos[:, None], self.cache, self.prefix)
                 self.length += 1
         return self.out
 
@@ -497,7 +508,7 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     dec = _Decoder(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id, device=device,
                    batch_size=batch_size, repetition_penalty=repetition_penalty, on_row_done=on_row_done,
                    on_admit=on_admit, share=share)
-    with packed_linears(model, enabled=packed_linear) as n, cascade.activated(model):
+    with packed_linears(model, enabled=packed_linear) as n, (cascade.activated(model) if share else nullcontext()):
         dec.stats.extra.update(packed_linear_layers=n, shared_prefixes=share)
         out = dec.run()
     return out, dec.stats
