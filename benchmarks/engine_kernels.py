@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import emit, median  # noqa: E402
+from _common import emit, median
 
 
 def timed(fn, reps: int) -> float:
@@ -55,11 +55,11 @@ def linear_rows(reps: int) -> list[dict]:
 
 def decode_rows(reps: int) -> list[dict]:
     import torch
+    from transformers import AutoModelForCausalLM
 
     from pytest_skillbench.students import cascade, engine
     from pytest_skillbench.students.cpu_linear import packed_linears
     from pytest_skillbench.students.embedded import converted_dir
-    from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(converted_dir()), dtype=torch.float32).eval()
     n_layers, kvh, dim, _ = engine._kv_shape(model)

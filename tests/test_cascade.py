@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_skillbench.students.cascade import SharedPrefix, attend  # noqa: E402
-from pytest_skillbench.students.cpu_linear import packed_linears  # noqa: E402
+from pytest_skillbench.students.cascade import SharedPrefix, attend
+from pytest_skillbench.students.cpu_linear import packed_linears
 
 
 def reference(q, k, v, mask):

@@ -7,8 +7,15 @@ import pytest
 
 from pytest_skillbench.prompts import messages
 from pytest_skillbench.students import engine
-from pytest_skillbench.students.engine import (MIN_SHARED, PAD_WASTE, SLACK, _chunks, carrier_tree, greedy_generate,
-                                                 prefix_plan)
+from pytest_skillbench.students.engine import (
+    MIN_SHARED,
+    PAD_WASTE,
+    SLACK,
+    _chunks,
+    carrier_tree,
+    greedy_generate,
+    prefix_plan,
+)
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ class Stacked:
     mask: object  # (groups, 1, 1, longest carrier) additive
 
     @classmethod
-    def build(cls, rows: list[list[int]], carriers: list[list[tuple]], neg: float, device) -> "Stacked":
+    def build(cls, rows: list[list[int]], carriers: list[list[tuple]], neg: float, device) -> Stacked:
         import torch
 
         slots = max(map(len, rows))
@@ -83,7 +83,7 @@ class Stacked:
 
     def attend(self, layer: int, q, scale: float):
         """(rows, output, lse) of the real slots."""
-        b, h, n, d = q.shape
+        _, h, n, d = q.shape
         kp, vp = self.kv[layer]
         groups, kvh = kp.shape[0], kp.shape[1]
         g = h // kvh
@@ -107,7 +107,7 @@ class SharedPrefix:
         out, lse = attend(q, k, v, mask, scale)  # the rows' own positions
         if not self.groups:
             return out
-        b, h, n, d = q.shape
+        _, h, n, d = q.shape
         kvh = k.shape[1]
         g = h // kvh
         pre_out = torch.zeros_like(out)

@@ -32,9 +32,9 @@ Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 ENGINE_VERSION = "continuous-prefix-v2"  # recorded in the generation config: part of the cache key
 MIN_SHARED = 16  # shared prefixes shorter than this are prefilled with the row's suffix
@@ -148,7 +148,7 @@ def _chunks(lengths: Sequence[int]) -> list[list[int]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grow_layer_class():
     """A KV-cache layer over a preallocated buffer with spare room along the sequence: appending writes in
     place, where transformers' ``DynamicLayer`` copies the whole cache with ``torch.cat`` (at 16 rows x 900
