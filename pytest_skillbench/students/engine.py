@@ -68,6 +68,11 @@ def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def _token_order(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """Indices of the sequences sorted by their token ids (ties by index): shared prefixes become neighbours."""
+    return sorted(range(len(seqs)), key=lambda i: (list(seqs[i]), i))
+
+
 def _share(seqs: Sequence[Sequence[int]], order: Sequence[int]) -> tuple[list[int], list[tuple[int, ...]], list[int]]:
     """Shared-prefix length, carriers and carrier index of each sequence (``order``: the sequences sorted)."""
     n = len(seqs)
@@ -105,7 +110,7 @@ def prefix_plan(prompts: Sequence[Sequence[int]]) -> tuple[list[int], list[int],
     prompts whose shared prefixes differ only in their last ``SLACK`` tokens share one carrier (their common
     prefix; the few tokens past it move to each prompt's own suffix).
     """
-    order = sorted(range(len(prompts)), key=lambda i: (list(prompts[i]), i))
+    order = _token_order(prompts)
     plen, carriers, carrier_of = _share(prompts, order)
     return order, plen, carriers, carrier_of
 
@@ -118,7 +123,7 @@ def carrier_tree(carriers: Sequence[tuple[int, ...]]) -> tuple[list[tuple[int, .
     level = list(range(len(allc)))
     while len(level) > 1:
         seqs = [allc[i] for i in level]
-        p, roots, root_of = _share(seqs, sorted(range(len(seqs)), key=lambda j: (list(seqs[j]), j)))
+        p, roots, root_of = _share(seqs, _token_order(seqs))
         if not roots:
             break
         base = len(allc)
@@ -209,9 +214,9 @@ def _cache_kwarg(model) -> str:
 
 def _kv_shape(model) -> tuple[int, int, int, object]:
     """(layers, key/value heads, head dim, dtype) of the model's KV cache."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cfg = base.config
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    from .cascade import _text_config
+
+    cfg = _text_config(model)
     heads = cfg.num_attention_heads
     dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     return (cfg.num_hidden_layers, getattr(cfg, "num_key_value_heads", None) or heads, dim,
