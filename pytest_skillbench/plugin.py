@@ -7,6 +7,7 @@ The work lives in ``session.SkillbenchSession``; each hook here is a few lines t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,10 +15,18 @@ from .bench.catalog import CATEGORIES
 from .bench.tasks import QUERY_TYPES
 from .episodes import Episode
 from .errors import SkillbenchError
-from .session import ItemSpec, SkillbenchSession, item_name, keyword
 from .settings import JUDGE_BACKENDS, JUDGES, OPTION_DESTS, build_settings
 
-SESSION_KEY = pytest.StashKey[SkillbenchSession]()
+if TYPE_CHECKING:  # the session module pulls in numpy/scipy: imported only when a run is configured
+    from .session import ItemSpec, SkillbenchSession
+
+
+def keyword(text: str) -> str:
+    """``modus-ponens`` -> ``modus_ponens`` so that ``-k modus_ponens`` matches."""
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+SESSION_KEY = pytest.StashKey["SkillbenchSession"]()
 MARKERS = {"baseline": "skillbench: baseline condition (solver prompt only)",
            "curated": "skillbench: curated condition (solver prompt + SKILL block)",
            **{qt.lower(): f"skillbench: query type {qt}" for qt in QUERY_TYPES},
@@ -151,6 +160,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("skillbench_student"):
         return
     workerinput = getattr(config, "workerinput", None)
+    from .session import SkillbenchSession
+
     try:
         root = _project_root(config)
         settings = build_settings(_cli_values(config), root)
@@ -384,6 +395,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     sb = _session(config)
     if sb is None:
         return
+    from .session import item_name
+
     name = sb.split_file_name()
     parent = SkillbenchCollector.from_parent(session, name=name, nodeid=name)
     new = []

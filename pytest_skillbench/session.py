@@ -52,11 +52,6 @@ def item_name(spec: ItemSpec) -> str:
     return f"{spec.task.skill}[{spec.student}-{spec.condition}-{spec.task.task_uid}]"
 
 
-def keyword(text: str) -> str:
-    """``modus-ponens`` -> ``modus_ponens`` so that ``-k modus_ponens`` matches."""
-    return "".join(ch if ch.isalnum() else "_" for ch in text)
-
-
 class SkillbenchSession:
     def __init__(self, settings: Settings, root: Path, *, is_worker: bool = False, run_dir: str | None = None,
                  write=None):
@@ -437,4 +432,4 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["ItemSpec", "SkillbenchSession", "item_name", "keyword", "read_episodes"]
+__all__ = ["ItemSpec", "SkillbenchSession", "item_name", "read_episodes"]
