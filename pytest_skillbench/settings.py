@@ -6,6 +6,9 @@ the same name with dashes or underscores (``max-new-tokens`` / ``max_new_tokens`
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -110,27 +113,54 @@ def read_pyproject(root: Path) -> dict:
     return data.get("tool", {}).get("skillbench", {}) or {}
 
 
+@functools.cache
+def _field_types() -> dict[str, tuple[type, bool]]:
+    """Settings field -> (base type, accepts None), from the resolved annotations (``int | None`` ->
+    ``(int, True)``, ``list[str]`` -> ``(list, False)``); the module's postponed annotations are strings."""
+    out = {}
+    for name, hint in typing.get_type_hints(Settings).items():
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        optional = False
+        if origin in (typing.Union, types.UnionType):
+            optional = type(None) in args
+            rest = [a for a in args if a is not type(None)]
+            hint = rest[0] if len(rest) == 1 else str
+            origin = typing.get_origin(hint)
+        out[name] = (origin or hint, optional)
+    return out
+
+
 def _coerce(name: str, value, where: str):
     """Convert a pyproject / command-line value to the settings field's type, or raise one clear error."""
-    typ = str({f.name: f for f in fields(Settings)}[name].type)
+    typ, optional = _field_types()[name]
+    if value is None:
+        if optional:
+            return None
+        raise SkillbenchError(f"{where}: {name} needs a value ({typ.__name__})")
     try:
-        if typ.startswith("list"):
+        if typ is list:
             return [str(v) for v in (value if isinstance(value, list) else [value])]
-        if typ == "int":
-            return int(value)
-        if typ == "float":
-            return float(value)
-        if typ == "bool":
+        if typ is bool:
             if isinstance(value, str):
                 return value.strip().lower() in ("1", "true", "yes", "on")
             return bool(value)
-        if typ == "dict":
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if typ is dict:
             if not isinstance(value, dict):
                 raise TypeError
             return value
+        if isinstance(value, (list, dict)):
+            raise TypeError
     except (TypeError, ValueError):
-        raise SkillbenchError(f"{where}: {name} = {value!r} has the wrong type ({typ})") from None
-    return None if value is None else str(value)
+        raise SkillbenchError(f"{where}: {name} = {value!r} has the wrong type ({typ.__name__})") from None
+    return str(value)
 
 
 def build_settings(cli: dict, root: Path) -> Settings:
