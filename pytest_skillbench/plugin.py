@@ -70,6 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--skillbench-run-dir", dest="skillbench_run_dir", default=None, metavar="DIR",
                 help="where this run's episodes, manifest and report are written "
                      "(default .skillbench/runs/<time>-<pid>)")
+    g.addoption("--skillbench-html", dest="skillbench_html", default=None, metavar="PATH|none",
+                help="write the self-contained HTML run viewer here at session end (default RUN_DIR/report.html; "
+                     "'none' writes no page)")
     g.addoption("--skillbench-seed", dest="skillbench_seed", default=None, type=int,
                 help="seed of the bootstrap resampling")
     g.addoption("--probe", dest="skillbench_probe", default=None, metavar="generality|PATH",
@@ -495,6 +498,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     for line in render(report):
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"run directory: {sb.run_dir}")
+    if getattr(sb, "html_path", None):
+        terminalreporter.write_line(f"run viewer: {sb.html_path}")
     if getattr(sb, "resume_note", None):
         terminalreporter.write_line(sb.resume_note)
     from .gates import render_gates

@@ -410,11 +410,27 @@ class SkillbenchSession:
         _write_json(self.run_dir / "report.json", report)
         _write_json(self.run_dir / "manifest.json", report["run"])
         write_episodes_file(self.run_dir / "episodes.jsonl", eps)
+        self.write_html(report, eps)
         if self.settings.json:
             _write_json(Path(self.settings.json), report)
         if self.settings.episodes:
             write_episodes_file(Path(self.settings.episodes), eps)
         return report
+
+
+    def write_html(self, report: dict, eps: list[Episode]) -> None:
+        """The run viewer (report/html.py) from the report just written; a failure costs the page, not the run."""
+        from .report.html import session_html_path, write_html
+
+        path = session_html_path(self.settings.html, self.run_dir)
+        self.html_path = None
+        if path is None:
+            return
+        try:
+            self.html_path = write_html(path, report, [e.to_dict() for e in eps], source=str(self.run_dir),
+                                        bench=self.bench)
+        except Exception as exc:  # noqa: BLE001
+            self.write(f"[skillbench] run viewer not written: {type(exc).__name__}: {exc}")
 
 
 def write_episodes_file(path: Path, eps: list[Episode]) -> None:

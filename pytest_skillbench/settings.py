@@ -40,6 +40,7 @@ class Settings:
     json: str | None = None
     episodes: str | None = None
     run_dir: str | None = None
+    html: str | None = None  # --skillbench-html: the run viewer page, "none", or unset (RUN_DIR/report.html)
     seed: int = 20251122
     resamples: int = 10_000
     thinking: str | None = None
@@ -72,6 +73,7 @@ OPTION_DESTS = {
     "skillbench_device": "device", "skillbench_dtype": "dtype",
     "skillbench_repetition_penalty": "repetition_penalty", "skillbench_cache": "cache",
     "skillbench_json": "json", "skillbench_episodes": "episodes", "skillbench_run_dir": "run_dir",
+    "skillbench_html": "html",
     "skillbench_seed": "seed", "skillbench_thinking": "thinking", "skillbench_judge_backend": "judge_backend",
     "skillbench_judge_model": "judge_model", "skillbench_judge_concurrency": "judge_concurrency",
     "skillbench_judge_base_url": "judge_base_url", "skillbench_rejudge": "rejudge",
@@ -84,7 +86,7 @@ OPTION_DESTS = {
 }
 # pyproject aliases (so the config file can use the option's own name)
 _ALIASES = {"skillbench_cache": "cache", "skillbench_json": "json", "skillbench_episodes": "episodes",
-            "skillbench_rejudge": "rejudge", "skillbench_run_dir": "run_dir"}
+            "skillbench_rejudge": "rejudge", "skillbench_run_dir": "run_dir", "skillbench_html": "html"}
 
 
 def has_skillbench_table(path: Path) -> bool:
@@ -192,6 +194,8 @@ def build_settings(cli: dict, root: Path) -> Settings:
         value = getattr(s, key)
         if value and not Path(value).expanduser().is_absolute():
             setattr(s, key, str((root / Path(value).expanduser()).resolve()))
+    if s.html and s.html.strip().lower() != "none" and not Path(s.html).expanduser().is_absolute():
+        s.html = str((root / Path(s.html).expanduser()).resolve())
     if s.bench != "bundled" and not Path(s.bench).is_absolute():
         s.bench = str((root / s.bench).resolve()) if (root / s.bench).exists() else s.bench
     if s.catalog and not Path(s.catalog).is_absolute() and (root / s.catalog).exists():
