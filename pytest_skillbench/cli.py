@@ -14,7 +14,7 @@ from .errors import SkillbenchError
 # Each module here exposes ``register(subparsers)`` adding its subcommands (kept out of this file so
 # every concept keeps its command next to its code).
 COMMAND_MODULES: list[str] = ["analysis", "runimport", "training_cli", "trajectory", "probe",
-                               "judges.pairwise", "rejudge", "agree", "baseline"]
+                               "judges.pairwise", "rejudge", "agree", "baseline", "report.html"]
 
 
 def _cmd_validate(args) -> int:

@@ -384,7 +384,7 @@ class SkillbenchSession:
                 "judge": self.judges.describe(),
                 "conditions": s.condition, "seed": s.seed, "resamples": s.resamples,
                 "packages": versions, "python": platform.python_version(), "platform": platform.platform(),
-                "started": self.started,
+                "started": self.started, "command": [Path(sys.argv[0]).name] + sys.argv[1:],
                 "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def all_episodes(self) -> list[Episode]:
