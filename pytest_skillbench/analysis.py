@@ -343,22 +343,28 @@ def diagnostics(by_student: dict[str, list[Episode]], students: dict, run: dict,
 def _catalog_for(run: dict):
     """The run's catalog for verbatim procedure-step matching: the bundled one unless the manifest's
     catalog hash says otherwise (then only the phrase patterns are used)."""
-    cat = _bundled_catalog()
-    if cat is None:
+    cats = _bundled_catalogs()
+    if not cats:
         return None
     wanted = run.get("catalog_hash")
-    return cat if not wanted or wanted == cat.content_hash() else None
+    if not wanted:
+        return cats[0]
+    return next((c for c in cats if c.content_hash() == wanted), None)
 
 
 @functools.lru_cache(maxsize=1)
-def _bundled_catalog():
-    try:
-        from .bench import bundled_dir
-        from .bench.catalog import load_catalog
+def _bundled_catalogs() -> tuple:
+    """The bundled catalogs, current first (a run of ``--bench bundled-v1`` matches the v1 copy)."""
+    from .bench import BUNDLED_BENCHES, bundled_dir
+    from .bench.catalog import load_catalog
 
-        return load_catalog(bundled_dir("catalog"))
-    except (SkillbenchError, OSError):
-        return None
+    out = []
+    for name in BUNDLED_BENCHES:
+        try:
+            out.append(load_catalog(bundled_dir("catalog", name)))
+        except (SkillbenchError, OSError):
+            pass
+    return tuple(out)
 
 
 def analyse(episodes: list[Episode], run: dict, students: dict, *, seed: int = stats.DEFAULT_SEED,

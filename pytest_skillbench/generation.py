@@ -14,8 +14,13 @@ from .cache import Store, key_of
 from .students.base import Backend, GenRequest, GenResult
 
 
-def request_key(fingerprint: dict, req: GenRequest) -> str:
-    return key_of({"fp": fingerprint, "messages": req.messages})
+def request_key(fingerprint: dict, req: GenRequest, bench_version: str | None = None) -> str:
+    """The generation cache key. ``bench_version`` (``v2``, ``external``) is part of it, except for ``v1``
+    (and None), whose keys stay those of runs made before bench v2 so their caches still serve
+    ``--bench bundled-v1``."""
+    if bench_version in (None, "v1"):
+        return key_of({"fp": fingerprint, "messages": req.messages})
+    return key_of({"fp": fingerprint, "messages": req.messages, "bench": bench_version})
 
 
 class ProgressPrinter:

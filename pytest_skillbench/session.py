@@ -182,7 +182,7 @@ class SkillbenchSession:
         if probe_file_name(self):
             return probe_file_name(self)
         src = self.bench.source
-        if src == "bundled" or Path(src).is_dir():
+        if self.bench.bundled or Path(src).is_dir():
             return f"{self.settings.split}.jsonl"
         return Path(src).name
 
@@ -379,7 +379,8 @@ class SkillbenchSession:
         s = self.settings
         return complete_manifest(self, {
                 "skillbench_version": __version__, "students": students, "prompt_version": PROMPT_VERSION,
-                "prompts_hash": prompts_hash(), "bench": self.bench.source, "split": s.split,
+                "prompts_hash": prompts_hash(), "bench": self.bench.source, "bench_version": self.bench.version,
+                "split": s.split,
                 "bench_hash": self.bench.content_hash(s.split), "catalog_hash": self.catalog.content_hash(),
                 "judge": self.judges.describe(),
                 "conditions": s.condition, "seed": s.seed, "resamples": s.resamples,

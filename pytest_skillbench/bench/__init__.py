@@ -11,17 +11,30 @@ from .importers import import_reference_tasks, is_reference_task_file
 from .tasks import QUERY_TYPES, Bench, Task, check_disjoint, compute_task_uid, load_tasks
 
 SPLITS = ("holdout", "train")
+# ``--bench`` names of the bundled benches -> (bench version, subfolder of bench_tasks/ and catalog/).
+# ``bundled`` is the current bench (v2); ``bundled-v1`` the frozen first bench with its own catalog copy.
+BUNDLED_BENCHES = {"bundled": ("v2", ""), "bundled-v1": ("v1", "v1")}
+EXTERNAL_VERSION = "external"
 
-__all__ = ["Bench", "Catalog", "Skill", "Task", "CATEGORIES", "QUERY_TYPES", "SPLITS", "bundled_dir",
-           "load_bench", "load_catalog", "load_tasks", "render_skill_block", "compute_task_uid"]
+__all__ = ["BUNDLED_BENCHES", "CATEGORIES", "QUERY_TYPES", "SPLITS", "Bench", "Catalog", "Skill", "Task",
+           "bench_version", "bundled_dir", "compute_task_uid", "load_bench", "load_catalog", "load_tasks",
+           "render_skill_block"]
 
 
-def bundled_dir(name: str) -> Path:
-    """``bench_tasks`` or ``catalog``: the repo checkout's directory, or the copy installed in the wheel."""
+def bundled_dir(name: str, bench: str = "bundled") -> Path:
+    """``bench_tasks`` or ``catalog`` of a bundled bench (``bundled`` or ``bundled-v1``): the repo checkout's
+    directory, or the copy installed in the wheel."""
+    sub = BUNDLED_BENCHES[bench][1]
     here = Path(__file__).resolve().parents[2] / name
     if here.is_dir():
-        return here
-    return Path(str(resources.files(f"pytest_skillbench.bundled.{name}")))
+        return here / sub if sub else here
+    root = Path(str(resources.files(f"pytest_skillbench.bundled.{name}")))
+    return root / sub if sub else root
+
+
+def bench_version(bench: str | Path) -> str:
+    """``v2`` for ``bundled``, ``v1`` for ``bundled-v1``, ``external`` for any other bench."""
+    return BUNDLED_BENCHES[str(bench)][0] if str(bench) in BUNDLED_BENCHES else EXTERNAL_VERSION
 
 
 def _load_split_file(path: Path, catalog: Catalog, errors: list | None) -> list[Task]:
@@ -32,7 +45,8 @@ def _load_split_file(path: Path, catalog: Catalog, errors: list | None) -> list[
 
 def load_bench(bench: str | Path = "bundled", catalog: str | Path | Catalog | None = None,
                errors: list[SkillbenchError] | None = None) -> Bench:
-    """Load a bench: ``bundled``, a directory holding ``<split>.jsonl`` files, or one task file.
+    """Load a bench: ``bundled`` (v2), ``bundled-v1``, a directory holding ``<split>.jsonl`` files, or one
+    task file. A bundled bench without ``catalog`` gets its own catalog (``catalog/`` or ``catalog/v1``).
 
     A single file is the ``holdout`` split unless its stem names a split (``train.jsonl``). Both the
     project's JSONL format and the reference study's JSON array are accepted.
@@ -40,11 +54,12 @@ def load_bench(bench: str | Path = "bundled", catalog: str | Path | Catalog | No
     if isinstance(catalog, Catalog):
         cat = catalog
     elif catalog is None:
-        cat = load_catalog(bundled_dir("catalog"))
+        cat = load_catalog(bundled_dir("catalog", str(bench) if str(bench) in BUNDLED_BENCHES else "bundled"))
     else:
         cat = load_catalog(catalog)
-    if str(bench) == "bundled":
-        root = bundled_dir("bench_tasks")
+    bundled = str(bench) in BUNDLED_BENCHES
+    if bundled:
+        root = bundled_dir("bench_tasks", str(bench))
     else:
         root = Path(bench)
     if not root.exists():
@@ -62,4 +77,5 @@ def load_bench(bench: str | Path = "bundled", catalog: str | Path | Catalog | No
         split = root.stem if root.stem in SPLITS else "holdout"
         splits[split] = _load_split_file(root, cat, errors)
     check_disjoint(splits, errors, str(root))
-    return Bench(splits=splits, source="bundled" if str(bench) == "bundled" else str(root), catalog=cat)
+    return Bench(splits=splits, source=str(bench) if bundled else str(root), catalog=cat,
+                 version=bench_version(bench))

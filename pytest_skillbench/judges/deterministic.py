@@ -7,7 +7,8 @@ Normalisation (documented in README, "Deterministic judge"):
 * YES_NO: the answer must be exactly ``yes`` or ``no`` (case-insensitive);
 * SINGLE_WORD: case-folded, leading articles (a, an, the) dropped, hyphens/underscores read as spaces,
   whitespace collapsed, and a simple plural ``s`` dropped from words longer than three letters
-  (not ``ss``), on both sides;
+  (not ``ss``), on both sides; honorifics (Mr, Mrs, Ms, Miss, Dr, Prof, with or without a dot) are
+  dropped too, so "Ms. Quist" matches the gold "Quist";
 * RANKING: an option label (``A``, ``Option A``, ``(A)``, ``Argument A``) or an ordered list separated by
   commas, ``>``, ``;`` or "then", compared item by item after the SINGLE_WORD normalisation (order matters);
 * FREE_FORM: not scored deterministically (``unscored``, reason ``free_form_needs_llm_judge``).
@@ -28,6 +29,8 @@ _LEAD = "*_#>`- \t"
 _STRIP = "*_`\"'“”‘’«»()[] \t"
 _TRAIL = ".,;:!?。 \t"
 _ARTICLES = ("a", "an", "the")
+# Titles before a name: "Ms. Quist" names the same person as the gold "Quist" (SINGLE_WORD only).
+HONORIFICS = ("mr", "mrs", "ms", "miss", "dr", "prof")
 _LIST_SPLIT = re.compile(r"\s*(?:,|>|;|→|->|\bthen\b)\s*", re.I)
 
 
@@ -68,6 +71,13 @@ def normalise(text: str) -> str:
     return " ".join(_singular(w) for w in words)
 
 
+def without_honorifics(normalised: str) -> str:
+    """A normalised name without its titles ("dr jane quist" -> "jane quist"); a lone title is kept."""
+    words = normalised.split()
+    kept = [w for w in words if w not in HONORIFICS]
+    return " ".join(kept) if kept else normalised
+
+
 def ranking_items(text: str) -> list[str]:
     items = [normalise(p) for p in _LIST_SPLIT.split(clean(text))]
     items = [re.sub(r"^and\s+", "", i) for i in items if i]
@@ -102,7 +112,7 @@ def judge(task: Task, response: str | None) -> Verdict:
                            reason="answer_not_in_expected_form")
         ok = value == expected.lower()
     elif qt == "SINGLE_WORD":
-        ok = normalise(extracted) == normalise(expected)
+        ok = without_honorifics(normalise(extracted)) == without_honorifics(normalise(expected))
     elif qt == "RANKING":
         gold_items = ranking_items(expected)
         if len(gold_items) == 1:
