@@ -1,4 +1,5 @@
-"""PNG plots of a report (matplotlib, Agg backend: no display needed).
+"""PNG plots of a report (matplotlib's object API on an Agg canvas: no display needed, and the user's pyplot
+backend is never switched):
 
 * ``pass_rates.png``: pass rate with its Wilson 95% CI per student and condition;
 * ``skill_delta_<student>.png``: Δ per skill (curated - baseline), sorted, coloured lift / flat / regression;
@@ -17,13 +18,22 @@ GROUP_COLOURS = {"lift": "#2a9d8f", "flat": "#9e9e9e", "regression": "#e76f51"}
 COND_COLOURS = {"baseline": "#8da0cb", "curated": "#fc8d62"}
 
 
-def _plt():
-    import matplotlib
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplot_kw):
+    """``(figure, axes)`` drawn on their own Agg canvas, outside pyplot: plotting here neither switches the
+    user's backend (``matplotlib.use``) nor leaves figures open in pyplot's registry."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **subplot_kw)
 
-    return plt
+
+def nothing_scored(ax, what: str = "nothing scored") -> None:
+    """Say so on the axes instead of drawing an empty chart."""
+    ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center", va="center", fontsize=14, color="#777777")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def _slug(name: str) -> str:
@@ -31,11 +41,11 @@ def _slug(name: str) -> str:
 
 
 def plot_pass_rates(report: dict, path: Path) -> Path:
-    plt = _plt()
     students = list(report.get("students", {}))
     conds = ["baseline", "curated"]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(students) + 2), 4.2))
+    fig, ax = new_figure(figsize=(max(5.0, 1.6 * len(students) + 2), 4.2))
     width = 0.38
+    drawn = 0
     for j, cond in enumerate(conds):
         xs, ys, lo, hi = [], [], [], []
         for i, name in enumerate(students):
@@ -46,19 +56,26 @@ def plot_pass_rates(report: dict, path: Path) -> Path:
             ys.append(c["pass_rate"])
             lo.append(c["pass_rate"] - c["ci95"][0])
             hi.append(c["ci95"][1] - c["pass_rate"])
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=4, label=cond, color=COND_COLOURS[cond])
+        if not xs:
+            continue
+        drawn += len(xs)
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=4, label=cond, color=COND_COLOURS[cond])  # one colour each
         for x, y in zip(xs, ys):
             ax.text(x, 0.02, f"{100 * y:.0f}%", ha="center", va="bottom", fontsize=8)
+    ax.set_title("Pass rate per student and condition (Wilson 95% CI)")
+    if not drawn:
+        nothing_scored(ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        return path
     ax.set_xticks(range(len(students)))
     ax.set_xticklabels(students, rotation=20 if len(students) > 3 else 0, ha="right" if len(students) > 3 else "center")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("pass rate (scored episodes)")
-    ax.set_title("Pass rate per student and condition (Wilson 95% CI)")
     ax.legend(loc="upper left", frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -70,8 +87,7 @@ def plot_skill_delta(report: dict, student: str, path: Path) -> Path | None:
     if not rows:
         return None
     rows.sort(key=lambda r: r[1])
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.22 * len(rows) + 1.2)))
+    fig, ax = new_figure(figsize=(7.5, max(3.0, 0.22 * len(rows) + 1.2)))
     ax.barh(range(len(rows)), [100 * r[1] for r in rows], color=[GROUP_COLOURS[r[2]] for r in rows])
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r[0] for r in rows], fontsize=7)
@@ -87,7 +103,6 @@ def plot_skill_delta(report: dict, student: str, path: Path) -> Path | None:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -99,8 +114,7 @@ def plot_skill_delta_vs_baseline(report: dict, student: str, path: Path) -> Path
            if e.get("delta") is not None and (e.get("baseline") or {}).get("pass_rate") is not None]
     if not pts:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = new_figure(figsize=(5.5, 4.2))
     from collections import Counter
 
     counts = Counter((round(p[0], 6), round(p[1], 6)) for p in pts)  # coinciding skills: one bigger marker
@@ -121,7 +135,6 @@ def plot_skill_delta_vs_baseline(report: dict, student: str, path: Path) -> Path
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -139,11 +152,10 @@ def plot_delta_series(report: dict, path: Path, series: list[str] | None = None)
     names = [n for n in series if (students.get(n) or {}).get("delta")]
     if not names:
         return None
-    plt = _plt()
     vals = [100 * students[n]["delta"]["value"] for n in names]
     lo = [v - 100 * students[n]["delta"]["ci95"][0] for v, n in zip(vals, names)]
     hi = [100 * students[n]["delta"]["ci95"][1] - v for v, n in zip(vals, names)]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4.0))
+    fig, ax = new_figure(figsize=(max(5.0, 1.1 * len(names) + 2), 4.0))
     ax.errorbar(range(len(names)), vals, yerr=[lo, hi], fmt="o-", capsize=4, color="#264653")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(names)))
@@ -153,7 +165,6 @@ def plot_delta_series(report: dict, path: Path, series: list[str] | None = None)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

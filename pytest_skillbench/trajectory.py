@@ -282,13 +282,12 @@ def loss_vs_quality(run: dict, students: dict, pairwise: dict | None = None) -> 
 # -- plot -----------------------------------------------------------------------------------------------
 def plot_trajectory(family: str, entry: dict, path: str | Path) -> Path:
     """Pass rate (per condition) and mean response length against step, base / dip / best marked."""
-    from .plots import COND_COLOURS, _plt
+    from .plots import COND_COLOURS, new_figure
 
-    plt = _plt()
     path = Path(path)
     rows = entry["steps"]
     steps = [r["step"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    fig, (ax1, ax2) = new_figure(2, 1, figsize=(7.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     for cond in CONDS:
         ys = [r["conditions"].get(cond, {}).get("pass_rate") for r in rows]
         if all(y is None for y in ys):
@@ -329,7 +328,6 @@ def plot_trajectory(family: str, entry: dict, path: str | Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -14,6 +14,7 @@ with ``textContent`` only.
 from __future__ import annotations
 
 import json
+import math
 import re
 import webbrowser
 from collections import defaultdict
@@ -29,7 +30,7 @@ HTML_NAME = "report.html"
 RESPONSE_BUDGET = 3_000_000
 MIN_RESPONSE_CAP = 1_500
 COND_COLOURS = {"baseline": "#8da0cb", "curated": "#fc8d62"}
-_SKILL_RE = re.compile(r"--- SKILL: (?P<name>[^\n]*?) ---\n.*?--- END SKILL ---", re.S)
+_SKILL_RE = re.compile(r"--- SKILL: (?P<name>[^\n]*?) ---\n.*?--- END SKILL ---", re.DOTALL)
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 _JSON_ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
 
@@ -57,7 +58,7 @@ def _num(x) -> str:
     if isinstance(x, int):
         return str(x)
     if isinstance(x, float):
-        if x != x:
+        if math.isnan(x):
             return "nan"
         return f"{x:.4g}"
     return str(x)
@@ -123,7 +124,7 @@ def _forced(ep: dict) -> dict | None:
 
 def _scoring(ep: dict, forced: dict | None) -> str | None:
     v = ep.get("verdict") or {}
-    for src in (v.get("extra") or {}, ep.get("extra") or {}, forced or {}, v.get("detail") or {}, v):
+    for src in (v, v.get("extra") or {}, ep.get("extra") or {}, forced or {}, v.get("detail") or {}):
         s = src.get("scoring") if isinstance(src, dict) else None
         if isinstance(s, str):
             return s
@@ -183,7 +184,12 @@ def browser_data(report: dict, episodes: list[dict], prompts: dict | None = None
             row["sc"] = v["score"]
         forced = _forced(e)
         if forced:
-            row["fo"] = {k: forced.get(k) for k in ("answer", "margin", "method", "logprobs") if k in forced}
+            row["fo"] = {k: forced.get(k) for k in ("answer", "extracted", "status", "margin", "method", "logprobs",
+                                                    "truncated") if k in forced}
+        strict = (v.get("extra") or {}).get("strict")
+        if isinstance(strict, dict):  # a forced primary verdict keeps the strict one it stands in for
+            row["sv"] = {"st": S(strict.get("status")), "x": S(strict.get("extracted")), "r": S(strict.get("reason")),
+                         "ra": S(strict.get("rationale"))}
         scoring = _scoring(e, forced)
         if scoring:
             row["sg"] = S(scoring)
@@ -213,18 +219,20 @@ def _segments(text: str, S: _Strings) -> list:
     return out
 
 
-def run_prompts(report: dict, episodes: list[dict]) -> tuple[dict, str | None]:
+def run_prompts(report: dict, episodes: list[dict], bench=None) -> tuple[dict, str | None]:
     """The prompts of the run's tasks, rebuilt from its bench and catalog (``{uid: {condition: messages}}``),
-    and a note when they cannot be shown or may differ from what the run sent."""
+    and a note when they cannot be shown or may differ from what the run sent. ``bench``: the session's own
+    (at session end); else the one the manifest names is loaded."""
     run = report.get("run") or {}
     bench_src = run.get("bench")
-    if not bench_src:
+    if not bench_src and bench is None:
         return {}, "prompts not shown: the manifest names no bench"
     try:
         from ..bench import load_bench
         from ..prompts import messages, prompts_hash
 
-        bench = load_bench(bench_src)
+        if bench is None:
+            bench = load_bench(bench_src)
         tasks = {}
         for name in bench.splits:
             for t in bench.split(name):
@@ -240,7 +248,8 @@ def run_prompts(report: dict, episodes: list[dict]) -> tuple[dict, str | None]:
             out[uid] = {c: messages(t, c, bench.catalog) for c in sorted(conds) if c in ("baseline", "curated")}
         probe = run.get("probe") or {}
         if probe.get("source"):
-            from ..probe import load_probe, messages as probe_messages
+            from ..probe import load_probe
+            from ..probe import messages as probe_messages
 
             for item in load_probe(probe["source"]):
                 if item.uid in wanted:
@@ -445,8 +454,8 @@ def svg_pass_rates(report: dict) -> str:
     w = max(360, 120 * len(students) + 80)
     h, top, bottom, left = 240, 24, 44, 44
     ph = h - top - bottom
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{w}" height="{h}" role="img" '
-           f'aria-label="pass rate per student and condition">']
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{w}" height="{h}" role="img" '
+            f'aria-label="pass rate per student and condition">')]
     if not bars:
         out.append(f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle" class="nothing">nothing scored</text></svg>')
         return "".join(out)
@@ -493,8 +502,9 @@ def svg_deltas(report: dict) -> str | None:
     def X(v):
         return left + (w - left - right) * (v - lo) / (hi - lo)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{w}" height="{h}" role="img" '
-           f'aria-label="delta per student"><line x1="{X(0):.1f}" x2="{X(0):.1f}" y1="4" y2="{h - 22}" class="zero"/>']
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{w}" height="{h}" role="img" '
+            f'aria-label="delta per student"><line x1="{X(0):.1f}" x2="{X(0):.1f}" y1="4" y2="{h - 22}" '
+            'class="zero"/>')]
     for k, (name, d) in enumerate(rows):
         y = 16 + rh * k
         label = name if len(name) <= 24 else name[:23] + "…"
@@ -586,7 +596,8 @@ def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise SkillbenchError(f"unreadable report: {exc}", path=rep) from None
     episodes = []
-    for n, line in enumerate(eps_file.read_text(encoding="utf-8").splitlines(), 1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029, which a response may contain
+    for n, line in enumerate(eps_file.read_text(encoding="utf-8").split("\n"), 1):
         if line.strip():
             try:
                 ep = json.loads(line)
@@ -598,11 +609,13 @@ def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
     return report, episodes
 
 
-def write_html(out: Path, report: dict, episodes: list[dict], *, source: str = "") -> Path:
-    """Render and write the page atomically; returns its path."""
+def write_html(out: Path, report: dict, episodes: list[dict], *, source: str = "", bench=None) -> Path:
+    """Render and write the page atomically; returns its path. ``report`` is taken as report.json holds it
+    (a JSON round trip), so the page and the file show the same values."""
     import os
 
-    prompts, note = run_prompts(report, episodes)
+    report = json.loads(json.dumps(report, ensure_ascii=False, default=str))
+    prompts, note = run_prompts(report, episodes, bench)
     html = render_html(report, episodes, prompts=prompts, prompt_note=note, source=source)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
