@@ -28,13 +28,23 @@ class Verdict:
     reason: str = ""
     score: float | None = None
     detail: dict = field(default_factory=dict)  # judge-specific extras (criteria counts, ...)
+    # answer forcing (forcing.py): "strict" (the ANSWER-line reading) or "forced"; extra holds the forced
+    # reading ("forced") and, for a forced primary verdict, the strict verdict it stands in for ("strict").
+    # Both are left out of to_dict() at their defaults, so strict-only runs store what they always stored.
+    scoring: str = "strict"
+    extra: dict = field(default_factory=dict)
 
     @property
     def scored(self) -> bool:
         return self.status in ("passed", "failed")
 
     def to_dict(self) -> dict:
-        return {f: _plain(getattr(self, f)) for f in _VERDICT_FIELDS}
+        d = {f: _plain(getattr(self, f)) for f in _VERDICT_FIELDS}
+        if d["scoring"] == "strict":
+            del d["scoring"]
+        if not d["extra"]:
+            del d["extra"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verdict":

@@ -44,9 +44,22 @@ class ProgressPrinter:
                    f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
 
 
+def force_key(gen_key: str, target) -> str:
+    """The forcing cache key: the generation's key + the forcing version + how the answer is forced."""
+    from .forcing import FORCING_VERSION
+
+    return key_of({"generation": gen_key, "forcing": FORCING_VERSION, "target": target.to_dict()})
+
+
 def generate_cached(backend: Backend, requests: list[GenRequest], store: Store | None,
-                    progress: Callable[[int, int, int], None] | None = None) -> dict[tuple[str, str], GenResult]:
-    """Answer every request, from the cache when possible; returns {(task_uid, condition): result}."""
+                    progress: Callable[[int, int, int], None] | None = None, *, force: bool = False,
+                    force_store: Store | None = None, bench_version: str | None = None
+                    ) -> dict[tuple[str, str], GenResult]:
+    """Answer every request, from the cache when possible; returns {(task_uid, condition): result}.
+
+    ``force``: requests with a ``force`` target also get their answer forced (``forcing.py``), stored in
+    ``GenResult.extra["forced"]``: inline for fresh generations, in a separate batched pass for cached ones,
+    and from ``force_store`` (keyed by the generation key + forcing version) when computed before."""
     out: dict[tuple[str, str], GenResult] = {}
     if not backend.needs_generation:
         for r in requests:
@@ -56,7 +69,7 @@ def generate_cached(backend: Backend, requests: list[GenRequest], store: Store |
     missing: list[GenRequest] = []
     keys: dict[int, str] = {}
     for r in requests:
-        k = request_key(fp, r)
+        k = request_key(fp, r, bench_version)
         keys[id(r)] = k
         hit = store.get(k) if store else None
         if hit is not None and hit.get("text") is not None:
@@ -70,6 +83,32 @@ def generate_cached(backend: Backend, requests: list[GenRequest], store: Store |
             store.put(keys[id(req)], {"text": res.text, "gen_tokens": res.gen_tokens, "task_uid": req.task_uid,
                                       "condition": req.condition})
 
+    forced: dict[tuple[str, str], dict] = {}
+    force = force and backend.supports_forcing
+
+    def save_forced(req: GenRequest, result: dict) -> None:
+        forced[(req.task_uid, req.condition)] = result
+        if force_store is not None:
+            force_store.put(force_key(keys[id(req)], req.force), {"forced": result, "task_uid": req.task_uid,
+                                                                  "condition": req.condition})
+
     if missing:
-        backend.generate(missing, progress=progress, on_result=save)
+        kw = {"on_forced": save_forced} if force else {}
+        backend.generate(missing, progress=progress, on_result=save, **kw)
+    if force:
+        todo = []
+        for r in requests:
+            k = (r.task_uid, r.condition)
+            if r.force is None or k in forced or k not in out or out[k].text is None:
+                continue
+            hit = force_store.get(force_key(keys[id(r)], r.force)) if force_store is not None else None
+            if hit is not None and isinstance(hit.get("forced"), dict):
+                forced[k] = hit["forced"]
+            else:
+                todo.append((r, out[k].text))
+        if todo:
+            backend.force(todo, save_forced)  # type: ignore[attr-defined]
+        for k, result in forced.items():
+            if k in out:
+                out[k].extra["forced"] = result
     return out

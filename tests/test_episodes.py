@@ -18,7 +18,10 @@ def _episode() -> Episode:
 def test_to_dict_matches_asdict_and_is_a_copy():
     ep = _episode()
     d = ep.to_dict()
-    assert d == asdict(ep) and list(d) == list(asdict(ep))
+    full = asdict(ep)
+    # a strict-only verdict leaves out the answer-forcing fields at their defaults (files stay as before)
+    assert (full["verdict"].pop("scoring"), full["verdict"].pop("extra")) == ("strict", {})
+    assert d == full and list(d) == list(full)
     d["extra"]["rep4"].append(9.0)
     d["verdict"]["detail"]["criteria"].append(0)
     assert ep.extra["rep4"] == [0.1, 0.2] and ep.verdict.detail["criteria"] == [1, {"hit": (2, 3)}]
@@ -30,3 +33,12 @@ def test_round_trip_through_a_file(tmp_path):
     write_episodes(path, [ep])
     back = read_episodes(path)[0]
     assert back.to_dict() == json.loads(json.dumps(ep.to_dict()))
+
+
+def test_forced_verdict_fields_round_trip(tmp_path):
+    ep = _episode()
+    ep.verdict.scoring = "forced"
+    ep.verdict.extra = {"forced": {"answer": "no", "logprobs": {"yes": -2.0, "no": -0.5}, "margin": 1.5}}
+    write_episodes(tmp_path / "e.jsonl", [ep])
+    back = read_episodes(tmp_path / "e.jsonl")[0]
+    assert back.verdict.scoring == "forced" and back.verdict.extra == ep.verdict.extra

@@ -58,12 +58,13 @@ class CountingForward:
 
 def test_generation_is_cached_second_run_does_no_forward_pass(tiny_model_dir, tmp_path):
     cache = tmp_path / "cache"
-    sb = session_for([str(tiny_model_dir)], cache, tmp_path)
+    # generation alone (answer forcing keeps rows in the batch a few steps longer; tests/test_forcing.py)
+    sb = session_for([str(tiny_model_dir)], cache, tmp_path, answer_forcing="off")
     eps = run_some(sb)
     assert len(eps) == 12 and all(e.response is not None for e in eps)
     backend = sb.backend(tiny_model_dir.name)
     assert backend.forward_batches == 2  # 12 prompts, batch size 8: batched, never one generate() per item
-    sb2 = session_for([str(tiny_model_dir)], cache, tmp_path)
+    sb2 = session_for([str(tiny_model_dir)], cache, tmp_path, answer_forcing="off")
     entry = sb2.pool.get(sb2.backend(tiny_model_dir.name).base_path, None,
                          sb2.backend(tiny_model_dir.name).dtype, "cpu")
     counter = CountingForward(entry["model"])

@@ -90,8 +90,9 @@ def judging_totals(students: dict) -> dict:
     warning = None
     if errors or unscored:
         warning = (f"{errors} episode(s) in error (infrastructure) and {unscored} unscored: excluded from pass "
-                   "rates, never counted as failures; `skillbench rejudge RUN` (or --skillbench-rejudge) re-judges "
-                   "them from the stored responses")
+                   "rates, never counted as failures; to score them from the stored responses without generating "
+                   "again, judge with an LLM: `skillbench rejudge RUN --judge llm-only --judge-backend "
+                   "anthropic|openai` (or this command with --skillbench-rejudge --judge llm-only)")
     return {"errors": errors, "unscored": unscored, "by_student_condition": rows, "warning": warning}
 
 

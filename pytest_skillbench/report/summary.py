@@ -10,10 +10,40 @@ from collections import defaultdict
 
 import numpy as np
 
-from .. import stats
+from .. import forcing, stats
 from ..episodes import Episode
 from ..prompts import CONDITIONS
 from .judging import judge_disagreements, judging_totals
+
+
+def _rates(eps: list[Episode]) -> dict:
+    passed = sum(e.verdict.status == "passed" for e in eps)
+    scored = sum(e.verdict.scored for e in eps)
+    lo, hi = stats.wilson(passed, scored)
+    return {"scored": scored, "passed": passed, "pass_rate": passed / scored if scored else None,
+            "ci95": [lo, hi] if scored else None}
+
+
+def strict_episodes(eps: list[Episode]) -> list[Episode]:
+    """The episodes as the strict (ANSWER-line) judge alone scored them."""
+    out = []
+    for e in eps:
+        strict = forcing.strict_of(e.verdict)
+        out.append(e if strict is e.verdict else Episode(**{**e.__dict__, "verdict": strict}))
+    return out
+
+
+def forcing_summary(eps: list[Episode]) -> dict:
+    """Strict pass rate (over strictly scored episodes), forced share (of scored primary verdicts) and the
+    format gap = primary - strict pass rate."""
+    primary = _rates(eps)
+    strict = _rates(strict_episodes(eps))
+    forced = sum(e.verdict.scored and e.verdict.scoring == "forced" for e in eps)
+    gap = None
+    if primary["pass_rate"] is not None and strict["pass_rate"] is not None:
+        gap = primary["pass_rate"] - strict["pass_rate"]
+    return {"strict": strict, "forced": forced,
+            "forced_share": forced / primary["scored"] if primary["scored"] else None, "format_gap": gap}
 
 
 def condition_summary(eps: list[Episode]) -> dict:
@@ -71,14 +101,21 @@ def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int 
     students = {}
     for name in sorted(by_student):
         eps = by_student[name]
+        forced = forcing.has_forcing(eps)  # answer forcing: the strict figures stay beside the primary ones
         conds = {}
         for cond in CONDITIONS:
             ce = [e for e in eps if e.condition == cond]
             if ce:
                 conds[cond] = condition_summary(ce)
+                if forced:
+                    conds[cond].update(forcing_summary(ce))
         entry = {"conditions": conds}
         if "baseline" in conds and "curated" in conds:
             entry["delta"] = delta_summary(eps, seed=seed, resamples=resamples)
+            if forced and entry["delta"] is not None:
+                entry["delta"]["strict"] = delta_summary(strict_episodes(eps), seed=seed, resamples=resamples)
+        if forced:
+            entry["forced_vs_strict_agreement"] = forcing.agreement(eps)
         disagreements = judge_disagreements(eps)  # --judge both: LLM vs deterministic verdicts
         if disagreements:
             entry["judge_disagreements"] = disagreements

@@ -24,13 +24,29 @@ def render(report: dict) -> list[str]:
         from ..behaviour import render as render_behaviour
 
         return render_behaviour(report)[1:] or ["no skillbench episodes were recorded"]
+    forced = any("strict" in c for st in students.values() for c in st["conditions"].values())
+    more = f" {'strict':>6} {'forced':>6} {'gap':>6}" if forced else ""
     lines.append(f"{'student':<28} {'condition':<9} {'n':>4} {'pass':>4} {'rate':>6} {'95% CI (Wilson)':<16} "
-                 f"{'unsc':>4} {'err':>4} {'format':>6}  judge")
+                 f"{'unsc':>4} {'err':>4} {'format':>6}{more}  judge")
     for name, st in students.items():
         for cond, c in st["conditions"].items():
+            more = ""
+            if forced:
+                more = (f" {_pct((c.get('strict') or {}).get('pass_rate')):>6} {_pct(c.get('forced_share')):>6} "
+                        f"{_pts(c.get('format_gap')):>6}")
             lines.append(f"{name:<28} {cond:<9} {c['n']:>4} {c['passed']:>4} {_pct(c['pass_rate']):>6} "
                          f"{_ci(c['ci95']):<16} {c['unscored']:>4} {c['errors']:>4} "
-                         f"{_pct(c['format_compliance']):>6}  {','.join(c.get('judges', []))}")
+                         f"{_pct(c['format_compliance']):>6}{more}  {','.join(c.get('judges', []))}")
+    if forced:
+        lines.append("rate = primary verdicts (strict ANSWER line when scored, else the forced answer); strict = "
+                     "ANSWER-line verdicts only, over those scored; forced = share of scored verdicts that were "
+                     "forced; gap = rate - strict (pts)")
+        for name, st in students.items():
+            ag = st.get("forced_vs_strict_agreement")
+            if ag:
+                share = "n/a" if ag["share"] is None else f"{100 * ag['share']:.1f}%"
+                lines.append(f"forced vs strict agreement {name}: {share} of {ag['n']} episode(s) with a scored "
+                             "ANSWER line give the same forced answer (the forcing method's validity check)")
     lines.append("")
     for name, st in students.items():
         d = st.get("delta")
@@ -43,6 +59,12 @@ def render(report: dict) -> list[str]:
                      f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}], n_pairs={d['n_pairs']}; "
                      f"McNemar b={mc['b']} c={mc['c']}{stat} p={mc['p']:.4g} ({mc['method']}){mde}"
                      f" [judge: {_judges(st)}]")
+        ds = d.get("strict")
+        if "strict" in d:
+            lines.append(f"  strict-only Δ {name}: " + ("no task strictly scored in both conditions" if not ds else
+                         f"{100 * ds['value']:+.1f} pts, 95% CI [{100 * ds['ci95'][0]:+.1f}, "
+                         f"{100 * ds['ci95'][1]:+.1f}], n_pairs={ds['n_pairs']}, McNemar "
+                         f"p={ds['mcnemar']['p']:.4g}"))
     warn = [(n, cond, c) for n, st in students.items() for cond, c in st["conditions"].items()
             if c["errors"] or c["unscored"]]
     for n, cond, c in warn:

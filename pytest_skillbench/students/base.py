@@ -15,6 +15,7 @@ class GenRequest:
     task_uid: str
     condition: str
     messages: list[dict[str, str]]
+    force: object | None = None  # a forcing.ForceTarget when the answer may be forced (hf students only)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Backend:
 
     spec: StudentSpec
     needs_generation = True
+    supports_forcing = False  # answer forcing needs the model's own logits (hf students)
 
     def fingerprint(self) -> dict:
         """Everything that changes the output; it keys the generation cache."""
@@ -46,3 +48,7 @@ class Backend:
     def generate(self, requests: list[GenRequest], progress: Progress | None = None,
                  on_result: Callable[[GenRequest, GenResult], None] | None = None) -> list[GenResult]:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the backend holds open (a served student's HTTP connections); called once at the end
+        of the session. Backends without such resources keep this no-op."""

@@ -27,6 +27,13 @@ whole and the model's own attention runs unchanged.
 
 Greedy output equals one-prompt-at-a-time ``generate()`` up to float rounding in the kernels
 (``benchmarks/generation_throughput.py`` reports the share of identical texts). Nothing here assumes a CPU.
+
+Answer forcing (``forcing.py``) rides on the same batch: when a row stops, ``force`` may give it tokens to
+read next (``"\nANSWER:"``) instead of retiring it; the row reads them one per decode step in place of its end
+token (its KV cache already holds prompt + response, so nothing is prefilled again), then either the
+log-probabilities of given option tokens are read off the next logits, or up to ``force_max_tokens`` more
+tokens are decoded greedily. ``force_only`` forces rows from the start (a cached response, given as part of
+the prompt).
 """
 
 from __future__ import annotations
@@ -45,6 +52,18 @@ PAD_WASTE = 0.1  # a prefill call takes similar-length rows while padding stays 
 STACK_ROWS = 4  # decode: carriers read by at most this many rows share one attention call (cascade.Stacked)
 
 
+FORCE_ROOM = 40  # decode room added per row when answers may be forced (suffix + forced tokens)
+
+
+@dataclass
+class ForceSpec:
+    """What a stopped row reads next: ``feed`` token ids, then either the log-probs of ``option_ids`` (one
+    list of token ids per option) or a greedy decode (``option_ids`` None)."""
+
+    feed: list[int]
+    option_ids: list[list[int]] | None = None
+
+
 @dataclass
 class DecodeStats:
     admissions: int = 0
@@ -54,6 +73,8 @@ class DecodeStats:
     decode_row_steps: int = 0  # (row, step) pairs computed while decoding, finished-but-not-dropped rows included
     generated_tokens: int = 0
     compactions: int = 0
+    forced_rows: int = 0
+    forced_row_steps: int = 0
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -232,7 +253,8 @@ class _Decoder:
     :mod:`cascade` (or, for a model it does not support, are not shared: every prompt is prefilled whole)."""
 
     def __init__(self, model, prompts, *, max_new_tokens, eos_ids, pad_id, device, batch_size, repetition_penalty,
-                 on_row_done, on_admit, share: bool):
+                 on_row_done, on_admit, share: bool, force=None, on_forced=None, force_only: bool = False,
+                 force_max_tokens: int = 16, force_stop_ids=frozenset()):
         import torch
 
         self.torch = torch
@@ -244,6 +266,8 @@ class _Decoder:
         self.layers, self.kv_heads, self.head_dim, self.dtype = _kv_shape(model)
         self.neg = torch.finfo(self.dtype).min  # additive mask value (finite: a fully masked pad row stays finite)
         self.on_row_done, self.on_admit = on_row_done, on_admit
+        self.force, self.on_forced, self.force_only = force, on_forced, force_only
+        self.force_max, self.force_stop = force_max_tokens, set(force_stop_ids)
         self.stats = DecodeStats()
         self.order, self.plen, carriers, self.carrier_of = prefix_plan(self.prompts)
         self.share = share  # shared prefixes through cascade attention (else every prompt is prefilled whole)
@@ -256,12 +280,17 @@ class _Decoder:
         self.rows: list[int] = []  # prompt index of each live row
         self.gen: list[list[int]] = []
         self.done: list[bool] = []
+        # answer forcing, per live row: tokens still to read (None: not forcing), the option token ids (None:
+        # greedy), the forced tokens decoded so far
+        self.feed: list[list[int] | None] = []
+        self.fopts: list[list[list[int]] | None] = []
+        self.fgen: list[list[int]] = []
         self.cache = None  # a DynamicCache of growing layers (_grow_layer_class) over the batch's KV buffers
         self.length = 0  # KV positions (columns) in use
         self.batch_base: list[tuple] | None = None  # the buffers the batch's KV views live in
         self.spare_base: list[tuple] | None = None  # the previous batch's, reused by the next rebuild
         self.cache_kw = _cache_kwarg(model)
-        self.spare = min(max_new_tokens, SPARE_CAP) + 1
+        self.spare = min(max_new_tokens, SPARE_CAP) + 1 + (FORCE_ROOM + force_max_tokens if force else 0)
         self.mask = self.last_pos = self.logits = self.prefix = None
         self.seen = None  # (rows, n) ids of each row's prompt and generated tokens, for the repetition penalty
 
@@ -401,6 +430,7 @@ class _Decoder:
         self._drop_unused_carriers(queue)
         if total == 0:
             self.gen, self.done, self.cache, self.length = [], [], None, 0
+            self.feed, self.fopts, self.fgen = [], [], []
             return
         # room for the longest answer still to come
         bufs = self._batch_buffers(total, width + self.spare)
@@ -432,7 +462,14 @@ class _Decoder:
             if self.on_admit:
                 self.on_admit(len(new))
         self.gen = [self.gen[r] for r in keep] + [[] for _ in new]
+        self.feed = [self.feed[r] for r in keep] + [None for _ in new]
+        self.fopts = [self.fopts[r] for r in keep] + [None for _ in new]
+        self.fgen = [self.fgen[r] for r in keep] + [[] for _ in new]
         self.done = [False] * len(self.rows)
+        if self.force_only:  # a cached response is part of the prompt: force from the first step
+            for r in range(len(keep), len(self.rows)):
+                if not self._begin_forcing(r, []):
+                    self.done[r] = True
         self.mask = torch.cat(masks)
         self.last_pos = torch.cat(last)
         self.logits = torch.cat(logits)
@@ -442,13 +479,47 @@ class _Decoder:
         self.cache = _cache_over(bufs, width)
 
     # -- decoding --------------------------------------------------------------------------------
-    def _finish(self, r: int) -> None:
-        self.done[r] = True
+    def _finish(self, r: int) -> bool:
+        """The row's answer is complete: report it; then either retire the row or start forcing (True)."""
         i = self.rows[r]
         self.out[i] = self.gen[r]
         self.stats.generated_tokens += len(self.gen[r])
         if self.on_row_done:
             self.on_row_done(i, self.gen[r])
+        if self._begin_forcing(r, self.gen[r]):
+            return True
+        self.done[r] = True
+        return False
+
+    def _begin_forcing(self, r: int, gen: list[int]) -> bool:
+        spec = self.force(self.rows[r], gen) if self.force is not None else None
+        if spec is None or not spec.feed:
+            return False
+        self.feed[r], self.fopts[r], self.fgen[r] = list(spec.feed), spec.option_ids, []
+        self.stats.forced_rows += 1
+        return True
+
+    def _forced(self, r: int, result: dict) -> None:
+        self.done[r] = True
+        if self.on_forced:
+            self.on_forced(self.rows[r], result)
+
+    def _step_forcing(self, r: int, tok: int, is_end: bool) -> int | None:
+        """One decode step of a forcing row: the next token it reads, or None when its forcing is complete."""
+        self.stats.forced_row_steps += 1
+        if self.feed[r]:
+            return self.feed[r].pop(0)
+        if self.fopts[r] is not None:  # the logits now follow the whole suffix: read the options off them
+            lp = self.torch.log_softmax(self.logits[r].float(), dim=-1)
+            self._forced(r, {"option_logprobs": [[float(lp[t]) for t in ids] for ids in self.fopts[r]]})
+            return None
+        if is_end or len(self.fgen[r]) >= self.force_max:
+            self._forced(r, {"tokens": list(self.fgen[r])})
+            return None
+        self.fgen[r].append(tok)
+        if tok in self.force_stop or len(self.fgen[r]) >= self.force_max:
+            self._forced(r, {"tokens": list(self.fgen[r])})
+        return tok
 
     def run(self):
         torch = self.torch
@@ -471,17 +542,28 @@ class _Decoder:
                 is_end = torch.isin(nxt, self.eos).tolist()
                 toks = nxt.tolist()
                 self.stats.decode_row_steps += len(self.rows)
+                override: dict[int, int] = {}
                 for r in range(len(self.rows)):
                     if self.done[r]:
                         continue
+                    if self.feed[r] is not None:  # forcing: read the suffix, then the options or greedy tokens
+                        tok = self._step_forcing(r, toks[r], is_end[r])
+                        if tok is not None and tok != toks[r]:
+                            override[r] = tok
+                        continue
                     if is_end[r]:
-                        self._finish(r)
+                        if self._finish(r):  # forcing reads its first suffix token in place of the end token
+                            override[r] = self.feed[r].pop(0)
                         continue
                     self.gen[r].append(toks[r])
                     if len(self.gen[r]) >= self.max_new_tokens:
-                        self._finish(r)
+                        self._finish(r)  # a forcing row reads this last token now, its suffix from the next step
                 if all(self.done):
                     continue
+                if override:
+                    nxt = nxt.clone()
+                    for r, tok in override.items():
+                        nxt[r] = tok
                 if self.seen is not None:
                     self.seen = torch.cat([self.seen, nxt[:, None]], dim=1)
                 self.last_pos = self.last_pos + 1
@@ -500,11 +582,20 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
                     pad_id: int, device, batch_size: int, repetition_penalty: float = 1.0,
                     on_row_done: Callable[[int, list[int]], None] | None = None,
                     on_admit: Callable[[int], None] | None = None,
-                    packed_linear: bool = True) -> tuple[list[list[int]], DecodeStats]:
+                    packed_linear: bool = True,
+                    force: Callable[[int, list[int]], ForceSpec | None] | None = None,
+                    on_forced: Callable[[int, dict], None] | None = None, force_only: bool = False,
+                    force_max_tokens: int = 16, force_stop_ids=frozenset()) -> tuple[list[list[int]], DecodeStats]:
     """Greedy-decode every prompt (a list of token ids) with at most ``batch_size`` rows in flight; returns the
     generated ids of each prompt (end token excluded) in input order, and counters of the work done.
-    ``packed_linear``: on CPU, run linear layers on once-reordered oneDNN weights (``cpu_linear.py``)."""
-    if max_new_tokens <= 0:
+    ``packed_linear``: on CPU, run linear layers on once-reordered oneDNN weights (``cpu_linear.py``).
+
+    Answer forcing: ``force(i, generated_ids)`` is asked when prompt ``i`` stops; a ``ForceSpec`` keeps the row
+    going (see the module docstring) and ``on_forced(i, result)`` receives ``{"option_logprobs": [[...], ...]}``
+    (raw log-softmax, no repetition penalty) or ``{"tokens": [...]}`` (greedy, at most ``force_max_tokens``,
+    stopping early at an end token or a token in ``force_stop_ids``). ``force_only``: no answer is generated;
+    every row is forced at once (its prompt ends with its response)."""
+    if max_new_tokens <= 0 and not force_only:
         return [[] for _ in prompts], DecodeStats()
     from . import cascade
     from .cpu_linear import packed_linears
@@ -512,7 +603,8 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     share = cascade.supported(model)
     dec = _Decoder(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id, device=device,
                    batch_size=batch_size, repetition_penalty=repetition_penalty, on_row_done=on_row_done,
-                   on_admit=on_admit, share=share)
+                   on_admit=on_admit, share=share, force=force, on_forced=on_forced, force_only=force_only,
+                   force_max_tokens=force_max_tokens, force_stop_ids=force_stop_ids)
     with packed_linears(model, enabled=packed_linear) as n, (cascade.activated(model) if share else nullcontext()):
         dec.stats.extra.update(packed_linear_layers=n, shared_prefixes=share)
         out = dec.run()

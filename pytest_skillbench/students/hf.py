@@ -145,6 +145,7 @@ def _adapter_key(name: str) -> str:
 
 
 class HFBackend(Backend):
+    supports_forcing = True
     def __init__(self, spec: StudentSpec, pool: ModelPool, *, max_new_tokens: int, batch_size: int,
                  device: str | None, dtype: str | None, repetition_penalty: float, cache_dir=None,
                  verify_adapter: bool = True):
@@ -272,8 +273,69 @@ class HFBackend(Backend):
         kwargs = {"enable_thinking": False} if self.spec.thinking == "disable" else {}
         return tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False, **kwargs)
 
-    def generate(self, requests: list[GenRequest], progress=None, on_result=None) -> list[GenResult]:
-        """Greedy generation through :func:`engine.greedy_generate` (shared-prefix prefill, ragged batches)."""
+    # -- answer forcing (forcing.py) ---------------------------------------------------------------
+    def _force_spec(self, entry: dict, target, response: str):
+        """The tokens a stopped row reads next and, for the options method, each option's first-token ids."""
+        from .. import forcing
+        from .engine import ForceSpec
+
+        tok = entry["tokenizer"]
+        feed = tok.encode(forcing.suffix_for(response), add_special_tokens=False)
+        if target.method == "options":
+            memo = entry.setdefault("option_groups", {})
+            if target.options not in memo:
+                memo[target.options] = forcing.option_token_groups(tok, target.options)
+            if memo[target.options]:
+                return ForceSpec(feed, memo[target.options])
+        return ForceSpec(feed, None)
+
+    @staticmethod
+    def _stop_ids(entry: dict) -> frozenset:
+        """Token ids whose text holds a line break: a greedy forced answer is its first line."""
+        if "newline_ids" not in entry:
+            tok = entry["tokenizer"]
+            texts = tok.batch_decode([[i] for i in range(len(tok))])
+            entry["newline_ids"] = frozenset(i for i, t in enumerate(texts) if "\n" in t)
+        return entry["newline_ids"]
+
+    def _forced_result(self, entry: dict, target, raw: dict) -> dict:
+        from .. import forcing
+
+        if "option_logprobs" in raw:
+            return forcing.options_result(target.options, raw["option_logprobs"])
+        return forcing.greedy_result(entry["tokenizer"].decode(raw["tokens"], skip_special_tokens=True))
+
+    def force(self, items: list[tuple[GenRequest, str]], on_forced) -> None:
+        """Force the answers of stored responses: each row is its rendered prompt + its response, read on from
+        there exactly as a fresh row is after it stops (no answer is generated)."""
+        from .. import forcing
+        from .engine import greedy_generate
+
+        items = [(r, t) for r, t in items if r.force is not None and t is not None]
+        if not items:
+            return
+        entry = self._load()
+        tok = entry["tokenizer"]
+        prompts = [tok(self.render(r), add_special_tokens=False)["input_ids"]
+                   + tok(t, add_special_tokens=False)["input_ids"] for r, t in items]
+        specs = [self._force_spec(entry, r.force, t) for r, t in items]
+
+        def done(i: int, raw: dict) -> None:
+            on_forced(items[i][0], self._forced_result(entry, items[i][0].force, raw))
+
+        with self._model_ctx(entry) as model:
+            greedy_generate(model, prompts, max_new_tokens=0, eos_ids=self._eos_ids(entry, model),
+                            pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
+                            repetition_penalty=self.repetition_penalty, force=lambda i, _ids: specs[i],
+                            on_forced=done, force_only=True, force_max_tokens=forcing.GREEDY_MAX_TOKENS,
+                            force_stop_ids=self._stop_ids(entry))
+
+    def generate(self, requests: list[GenRequest], progress=None, on_result=None,
+                 on_forced=None) -> list[GenResult]:
+        """Greedy generation through :func:`engine.greedy_generate` (shared-prefix prefill, ragged batches).
+        With ``on_forced``, a request with a ``force`` target has its answer forced as soon as its row stops,
+        on the row's own KV cache, and ``on_forced(request, result)`` receives it."""
+        from .. import forcing
         from .engine import greedy_generate
 
         if not requests:
@@ -297,11 +359,21 @@ class HFBackend(Backend):
         def admitted(n: int) -> None:
             self.forward_batches += 1
 
+        def force(i: int, ids: list[int]):
+            req = requests[i]
+            return None if req.force is None else self._force_spec(entry, req.force, results[i].text or "")
+
+        def forced(i: int, raw: dict) -> None:
+            on_forced(requests[i], self._forced_result(entry, requests[i].force, raw))
+
+        forcing_on = on_forced is not None and any(r.force is not None for r in requests)
+        kw = dict(force=force, on_forced=forced, force_max_tokens=forcing.GREEDY_MAX_TOKENS,
+                  force_stop_ids=self._stop_ids(entry)) if forcing_on else {}
         with self._model_ctx(entry) as model:
             _, self.last_stats = greedy_generate(
                 model, enc, max_new_tokens=self.max_new_tokens, eos_ids=self._eos_ids(entry, model),
                 pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
-                repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted)
+                repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted, **kw)
         return results  # type: ignore[return-value]
 
     @staticmethod
