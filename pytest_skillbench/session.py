@@ -86,6 +86,8 @@ class SkillbenchSession:
         self.responses: dict[tuple[str, str, str], GenResult] = {}
         self.episodes: dict[tuple[str, str, str], Episode] = {}
         self.store = Store(self.cache_dir, "generations")
+        self.force_store = Store(self.cache_dir, "forcing")
+        self.forcing: dict[str, bool] = self._forcing_plan()  # student -> answers forced (forcing.py)
         self.run_dir = Path(run_dir) if run_dir else self._new_run_dir()
         self.shard = None
         # crash safety (runstate.py): finished episodes of an interrupted run of this command, reused
@@ -124,6 +126,22 @@ class SkillbenchSession:
         # per student: (how many of its selected specs were seen, the seen ones still awaiting a response)
         self._judge_waiting: dict[str, tuple[int, list[ItemSpec]]] = {}
         self._judge_extra: dict[tuple[str, str, str], dict] = {}
+
+    def _forcing_plan(self) -> dict[str, bool]:
+        """Which students get answer forcing: ``auto`` = local hf students; never with an LLM judge, never under
+        ``--scoring strict``; ``on`` for a student that cannot be forced is one clear error naming it."""
+        s = self.settings
+        active = s.scoring != "strict" and s.answer_forcing != "off" and self.judges.mode == "deterministic" \
+            and not s.probe
+        plan = {}
+        for name, spec in self.specs.items():
+            can = spec.backend == "hf"
+            if active and s.answer_forcing == "on" and not can:
+                raise SkillbenchError(f"--answer-forcing on: student {name!r} ({spec.backend} backend) cannot have "
+                                      "its answers forced: forcing reads the model's own log-probabilities, which "
+                                      "only local hf students give (use --answer-forcing auto or off)")
+            plan[name] = active and can
+        return plan
 
     def _new_run_dir(self) -> Path:
         if self.settings.run_dir:
@@ -255,10 +273,15 @@ class SkillbenchSession:
         backend = self.backend(student)
         from .behaviour import request_messages
 
-        reqs = [GenRequest(s.task.task_uid, s.condition, request_messages(self, s)) for s in pending]
+        from .forcing import target_for
+
+        force = self.forcing.get(student, False)
+        reqs = [GenRequest(s.task.task_uid, s.condition, request_messages(self, s),
+                           force=target_for(s.task) if force and s.condition != "probe" else None) for s in pending]
         progress = ProgressPrinter(student, self.write)
         t0 = time.perf_counter()
-        results = generate_cached(backend, reqs, self.store, progress=progress)
+        results = generate_cached(backend, reqs, self.store, progress=progress, force=force,
+                                  force_store=self.force_store, bench_version=self.bench.version)
         for s in pending:
             self.responses[s.key] = results.get((s.task.task_uid, s.condition)) or GenResult(
                 text=None, error="generation produced no result")
@@ -312,6 +335,12 @@ class SkillbenchSession:
         verdict, extra = self.judges.outcome(spec.task, response.text, spec.condition)
         if extra:
             self._judge_extra[spec.key] = extra
+        if self.forcing.get(spec.student) and verdict.judge == "deterministic":
+            from .forcing import combine
+
+            limit = getattr(self.backend(spec.student), "max_new_tokens", self.settings.max_new_tokens)
+            truncated = response.gen_tokens is not None and response.gen_tokens >= limit
+            verdict = combine(spec.task, verdict, response.extra.get("forced"), truncated=truncated)
         return verdict
 
     def run(self, spec: ItemSpec, nodeid: str) -> Episode:
@@ -333,7 +362,8 @@ class SkillbenchSession:
         policy = self.specs[spec.student].thinking if spec.student in self.specs else "keep"
         judged, removed = apply_thinking(res.text, policy)
         verdict = self.judge(spec, res if not removed else GenResult(text=judged, gen_tokens=res.gen_tokens,
-                                                                     error=res.error, cached=res.cached))
+                                                                     error=res.error, cached=res.cached,
+                                                                     extra=res.extra))
         ep = Episode(student=spec.student, condition=spec.condition, task_uid=spec.task.task_uid,
                      skill=spec.task.skill, query_type=spec.task.query_type, response=res.text, verdict=verdict,
                      category=self.catalog[spec.task.skill].category if spec.task.skill in self.catalog else "",
@@ -382,14 +412,34 @@ class SkillbenchSession:
                 "prompts_hash": prompts_hash(), "bench": self.bench.source, "bench_version": self.bench.version,
                 "split": s.split,
                 "bench_hash": self.bench.content_hash(s.split), "catalog_hash": self.catalog.content_hash(),
-                "judge": self.judges.describe(),
+                "judge": self.judges.describe(), **self._scoring_manifest(),
                 "conditions": s.condition, "seed": s.seed, "resamples": s.resamples,
                 "packages": versions, "python": platform.python_version(), "platform": platform.platform(),
                 "started": self.started, "command": [Path(sys.argv[0]).name] + sys.argv[1:],
                 "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
+    def _scoring_manifest(self) -> dict:
+        """How verdicts were scored; only recorded when some student's answers are forced."""
+        if not any(self.forcing.values()):
+            return {}
+        from .forcing import FORCING_VERSION
+
+        s = self.settings
+        return {"scoring": {"mode": s.scoring, "answer_forcing": s.answer_forcing, "version": FORCING_VERSION,
+                            "forced_students": sorted(n for n, on in self.forcing.items() if on)}}
+
     def all_episodes(self) -> list[Episode]:
         return [self.episodes[k] for k in sorted(self.episodes)]
+
+    def close(self) -> None:
+        """Release what the session opened: its shard file (on xdist workers too, which never run
+        ``finish``) and the backends' resources (served students' HTTP clients). Safe to call twice."""
+        if self.shard is not None:
+            self.shard.close()
+            self.shard = None
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            backend.close()
 
     def finish(self) -> dict:
         if self.shard is not None:

@@ -62,6 +62,8 @@ class Settings:
     probe: str | None = None  # generality probe: "generality" or a probe JSONL (replaces the bench)
     pairwise: bool = False  # blind pairwise judging of each student against its base (LLM judge)
     rubric: bool = False  # pointwise 1-5 rubric judging (LLM judge)
+    answer_forcing: str = "auto"  # auto | on | off: force answers of responses without a usable ANSWER line
+    scoring: str = "primary"  # primary (strict, else forced) | strict (the ANSWER-line verdict only)
     students: dict = field(default_factory=dict)  # the registry
 
 
@@ -83,6 +85,7 @@ OPTION_DESTS = {
     "skillbench_sft_pair": "sft_pair", "skillbench_allow_path_mismatch": "allow_path_mismatch",
     "skillbench_gate": "gate", "skillbench_gate_against": "gate_against", "skillbench_gate_margin": "gate_margin",
     "skillbench_probe": "probe", "skillbench_pairwise": "pairwise", "skillbench_rubric": "rubric",
+    "skillbench_answer_forcing": "answer_forcing", "skillbench_scoring": "scoring",
 }
 # pyproject aliases (so the config file can use the option's own name)
 _ALIASES = {"skillbench_cache": "cache", "skillbench_json": "json", "skillbench_episodes": "episodes",
@@ -184,6 +187,10 @@ def build_settings(cli: dict, root: Path) -> Settings:
         raise SkillbenchError(f"--judge {s.judge!r} is not one of {', '.join(JUDGES)}")
     if s.judge_backend not in JUDGE_BACKENDS:
         raise SkillbenchError(f"--judge-backend {s.judge_backend!r} is not one of {', '.join(JUDGE_BACKENDS)}")
+    if s.answer_forcing not in ("auto", "on", "off"):
+        raise SkillbenchError(f"--answer-forcing {s.answer_forcing!r} is not one of auto, on, off")
+    if s.scoring not in ("primary", "strict"):
+        raise SkillbenchError(f"--scoring {s.scoring!r} is not one of primary, strict")
     if s.judge_concurrency < 1:
         raise SkillbenchError(f"--judge-concurrency must be at least 1, got {s.judge_concurrency}")
     for c in s.condition:
