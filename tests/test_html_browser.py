@@ -263,3 +263,43 @@ def test_stored_run_page_and_screenshot(browser):
         pg.page.locator("#summary").screenshot(path=str(run_dir / "report-summary.png"))
     finally:
         pg.close()
+
+
+def test_forced_answers_and_two_judges_render(browser, tmp_path, bundled_bench):
+    """Episodes with a forced reading (answer forcing) and with two judges' verdicts (--judge both)."""
+    from pytest_skillbench.episodes import Episode, Verdict
+    from pytest_skillbench.report.html import write_run_html
+    from pytest_skillbench.report.summary import build_report
+
+    t = next(x for x in bundled_bench.split("holdout") if x.query_type == "YES_NO")
+    wrong = "no" if t.answer == "yes" else "yes"
+    forced = Verdict(status="passed", expected=t.answer, extracted=t.answer, rationale="forced answer (logprob)")
+    llm = Verdict(status="passed", expected=t.answer, extracted=t.answer, judge="llm", rationale="sound steps")
+    det = Verdict(status="failed", expected=t.answer, extracted=wrong, rationale="does not match the gold answer")
+    eps = [Episode(student="s", condition="baseline", task_uid=t.task_uid, skill=t.skill, query_type=t.query_type,
+                   response="I think so, but I never wrote the line.", verdict=forced),
+           Episode(student="s", condition="curated", task_uid=t.task_uid, skill=t.skill, query_type=t.query_type,
+                   response=f"ANSWER: {wrong}", verdict=llm,
+                   extra={"verdicts": {"primary": "llm", "llm": llm.to_dict(), "deterministic": det.to_dict()}})]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "report.json").write_text(json.dumps(build_report(eps, {"bench": "bundled"}, resamples=50),
+                                                    default=str))
+    rows = [e.to_dict() for e in eps]
+    # a forced primary verdict as answer forcing stores it: verdict.scoring and verdict.extra
+    rows[0]["verdict"].update(scoring="forced", extra={
+        "forced": {"answer": t.answer, "margin": 1.25, "method": "logprob", "logprobs": {"yes": -0.2, "no": -1.45},
+                   "status": "passed", "extracted": t.answer},
+        "strict": {"status": "unscored", "reason": "no_answer_line", "rationale": "no ANSWER line"}})
+    (run_dir / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    write_run_html(run_dir)
+    pg = Page(browser, _url(run_dir, f"#task={t.task_uid}&student=s"))
+    try:
+        text = pg.page.locator("tr.detail-row").inner_text()
+        assert "forced answer" in text and "logprob" in text and "1.25" in text
+        assert "strict verdict" in text and "no_answer_line" in text
+        assert "deterministic failed vs LLM passed (disagree)" in text
+        assert f"{t.answer} (forced)" in pg.page.locator("#task-rows tr.row").first.inner_text()
+        assert pg.errors == []
+    finally:
+        pg.close()
