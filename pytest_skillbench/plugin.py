@@ -476,7 +476,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close the session's shard file and HTTP clients, after the report (and on xdist workers)."""
     sb = _session(config)
-    if sb is not None and False:
+    if sb is not None:
         sb.close()
 
 

@@ -16,8 +16,6 @@ from pytest_skillbench.episodes import Episode, Verdict
 from pytest_skillbench.errors import SkillbenchError
 from pytest_skillbench.gates import GatePlan, Reference, evaluate, parse_gate, render_gates
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 TASKS = load_bench("bundled").split("holdout")
 SKILLS = sorted({t.skill for t in TASKS})
 KW = {"students": ["v2.0", "v2.1"], "skills": SKILLS, "categories": ["logical", "rhetorical"]}

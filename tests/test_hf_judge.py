@@ -16,8 +16,6 @@ from pytest_skillbench.cache import Store
 from pytest_skillbench.judges.hf import HFJudge
 from pytest_skillbench.judges.runner import JudgeItem, JudgeRunner
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 @pytest.fixture(scope="module")
 def judge_model(tmp_path_factory):

@@ -16,8 +16,6 @@ from pytest_skillbench import cli
 from pytest_skillbench.episodes import read_episodes
 from pytest_skillbench.judges import deterministic, llm
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 @pytest.fixture(scope="module")
 def picked(bundled_bench):

@@ -15,8 +15,6 @@ from pytest_skillbench.judges.api import JudgeCallError
 from pytest_skillbench.judges.pairwise import (CRITERIA, ParseError, PromptInfo, combine, pairwise_against_base,
                                                parse_pairwise, parse_rubric, render, rubric_scores)
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 class ScriptedJudge:
     """A judge backend with the seam's shape: ``complete(prompts) -> [text | JudgeCallError]``."""

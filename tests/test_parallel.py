@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from chat_students import BenchStudent
 from loopback import Loopback
 
 from conftest import write_replay
 from pytest_skillbench.bench import load_bench
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 TASKS = load_bench("bundled").split("holdout")
 SELECT = "modus_ponens or straw_man or red_herring or base_rate_neglect"  # 4 skills -> 40 items per student

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from conftest import write_replay
 from pytest_skillbench import plugin
 from pytest_skillbench.bench import load_bench
-
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 TASKS = load_bench("bundled").split("holdout")
 

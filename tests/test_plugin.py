@@ -10,8 +10,6 @@ import pytest
 
 from conftest import write_replay
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 def run(pytester, *args):
     return pytester.runpytest_subprocess("-p", "no:randomly", *args)

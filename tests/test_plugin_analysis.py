@@ -11,8 +11,6 @@ import pytest
 from conftest import write_replay
 from pytest_skillbench.bench.tasks import write_tasks
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 PATH_BF16 = {"backend": "hf", "dtype": "bfloat16", "chat_template": "t1",
              "generation": {"do_sample": False, "max_new_tokens": 512, "repetition_penalty": 1.05}}
 

@@ -13,8 +13,6 @@ from pytest_skillbench.errors import SkillbenchError
 from pytest_skillbench.probe import (PremiseJudge, ProbeItem, factual_hit, format_locked, load_probe,
                                      premise_challenged, score)
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 FACT = ProbeItem(id="f", kind="factual", prompt="What is the capital of Australia?", references=("Canberra",))
 PREMISE = ProbeItem(id="p", kind="false_premise", prompt="Why did the Titanic sink after hitting a whale?",
                     false_premise="It hit a whale.", correction="It struck an iceberg.", correction_keywords=("iceberg",))

@@ -17,8 +17,6 @@ from pytest_skillbench.prompts import messages
 from pytest_skillbench.students.base import GenRequest
 from pytest_skillbench.students.registry import StudentSpec
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 BENCH = load_bench("bundled")
 TASKS = BENCH.split("holdout")
 MP = [t for t in TASKS if t.skill == "modus-ponens"]  # 5 tasks -> 10 items
@@ -55,6 +53,7 @@ def test_bounded_concurrency():
         t0 = time.perf_counter()
         results = be.generate(reqs(TASKS[:12]))
         elapsed = time.perf_counter() - t0
+        be.close()
     assert all(r.text and "ANSWER:" in r.text or r.text for r in results)
     assert student.max_in_flight == 3
     assert 0.35 < elapsed < 1.5  # 12 requests, 3 at a time, 0.1 s each
@@ -70,6 +69,7 @@ def test_retries_transient_permanent_and_exhausted():
         seen = []
         ra, rb, rc = be.generate(reqs([a, b, c]), on_result=lambda q, r: seen.append(q.task_uid))
         attempts = dict(lb.attempts)
+        be.close()
     assert ra.text and ra.extra["attempts"] == 2
     assert rb.text is None and "rejected: HTTP 404: no such model" in rb.error
     assert rc.text is None and "unavailable after 3 attempt(s): HTTP 429" in rc.error
@@ -82,6 +82,7 @@ def test_timeout_is_an_error_result():
     with Loopback(BenchStudent(TASKS, fail={t.task_uid: lambda r: Hang(1.0)})) as lb:
         be = openai_backend(lb.url, timeout=0.2, max_retries=0)
         (res,) = be.generate(reqs([t]))
+        be.close()
     assert res.text is None and "timeout" in res.error
 
 
@@ -97,6 +98,7 @@ def test_request_body_adapter_name_and_reasoning_kept():
                             repetition_penalty=1.05)
         (res,) = be.generate(reqs([t]))
         sent = lb.log[0].body
+        be.close()
     assert sent["model"] == "v2.1" and sent["temperature"] == 0.0 and sent["max_tokens"] == 64
     assert sent["chat_template_kwargs"] == {"enable_thinking": False} and sent["repetition_penalty"] == 1.05
     assert res.text == "<think>\nhmm\n</think>\nANSWER: yes" and res.gen_tokens == 7
@@ -126,6 +128,7 @@ def test_anthropic_student_through_the_sdk(monkeypatch, tmp_path):
         want = student.answer_text("claude-haiku-4-5", sp.condition == "curated", sp.task)
         assert e.response == want
     path = sb.backend("haiku").path_info()
+    sb.close()
     assert path["backend"] == "anthropic" and path["base_url"] == lb.url and path["model"] == "claude-haiku-4-5"
 
 

@@ -15,8 +15,6 @@ from pytest_skillbench.report.terminal import render
 from pytest_skillbench.students.registry import resolve_student, resolve_students
 from pytest_skillbench.trajectory import loss_vs_quality, step_of, training_loss, write_plots
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 def make_adapter(base_dir: Path, out: Path, seed: int) -> Path:
     import torch

@@ -43,6 +43,10 @@ class AnthropicBackend(RemoteBackend):
     def base_url(self) -> str:
         return str(self._client.base_url).rstrip("/")
 
+    def close(self) -> None:
+        """Close the SDK's HTTP connections (an open client leaks sockets until garbage collection)."""
+        self._client.close()
+
     def generation_config(self) -> dict:
         return {"do_sample": "api default", "temperature": "api default", "max_new_tokens": self.max_new_tokens,
                 "thinking": self.spec.thinking}

@@ -73,6 +73,13 @@ class OpenAIBackend(RemoteBackend):
                                                                     max_keepalive_connections=self.concurrency))
         return self._client
 
+    def close(self) -> None:
+        """Close the pooled HTTP connections (an open client leaks sockets until garbage collection)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def request_body(self, messages: list[dict[str, str]]) -> dict:
         body = {"model": self.served_name, "messages": messages, "max_tokens": self.max_new_tokens,
                 "temperature": 0.0}
