@@ -7,7 +7,8 @@ one line each.
   generation);
 * ``probe_specs`` / ``request_messages`` / ``probe_run``: probe items through the same generation, cache
   and episode path as bench items;
-* ``bench_extra``: the drift metrics stored on every bench episode (``Episode.extra["drift"]``);
+* ``bench_extra``: the drift metrics stored on every bench episode (``Episode.extra["drift"]``), and the
+  task's chance rate (``Episode.extra["chance_rate"]``, when defined) for the per-query-type report;
 * ``report_sections``: the report keys computed from episodes (``drift``, ``trajectory``,
   ``loss_vs_quality``, ``probe``) - also for ``skillbench report`` on stored runs;
 * ``finish_extras``: at session end, pairwise and rubric judging, loss vs quality with the win-rate,
@@ -75,7 +76,11 @@ def request_messages(session, spec) -> list[dict[str, str]]:
 def bench_extra(spec, res) -> dict:
     from .drift import asks_for_json, episode_metrics
 
-    return {"drift": episode_metrics(res.text, res.gen_tokens, asks_json=asks_for_json(spec.task.question))}
+    out = {"drift": episode_metrics(res.text, res.gen_tokens, asks_json=asks_for_json(spec.task.question))}
+    chance = getattr(spec.task, "chance_rate", None)
+    if chance is not None:
+        out["chance_rate"] = chance
+    return out
 
 
 def _premise_judge(session):

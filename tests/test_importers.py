@@ -70,8 +70,9 @@ def test_plugin_runs_on_the_reference_bench(pytester, tmp_path):
 def test_validate_cli_json(capsys):
     from pytest_skillbench.cli import main
 
-    assert main(["validate", "--json"]) == 0
+    status = main(["validate", "--json"])
     out = json.loads(capsys.readouterr().out)
+    assert status == (1 if out["violations"] else 0)  # the limits themselves: tests/test_bench_v2.py
     assert out["skills"] == 40 and out["splits"] == {"holdout": 200, "train": 200}
     assert set(out["query_types"]) == {"YES_NO", "FREE_FORM", "SINGLE_WORD", "RANKING"}
     assert 0.4 <= out["yes_share"] <= 0.6 and out["errors"] == []

@@ -77,8 +77,19 @@ def test_uid_is_stable_and_content_derived():
     assert len(a) == 19 and a.count("-") == 3
 
 
-def test_bundled_bench_shape(bundled_bench):
-    hold, train = bundled_bench.split("holdout"), bundled_bench.split("train")
+# query-type shares (low, high) and must_identify lengths of each bundled bench: v1 (60% YES_NO, long
+# rubrics) and v2 (docs/bench.md "Mix": per skill and split one yes, one no, one of each other type)
+SHAPES = {"bundled-v1": ({"YES_NO": (0.55, 0.65), "FREE_FORM": (0.15, 0.18), "SINGLE_WORD": (0.10, 0.12),
+                          "RANKING": (0.10, 0.12)}, (3, 5)),
+          "bundled": ({"YES_NO": (0.4, 0.4), "FREE_FORM": (0.2, 0.2), "SINGLE_WORD": (0.2, 0.2),
+                       "RANKING": (0.2, 0.2)}, (2, 4))}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_bundled_bench_shape(name):
+    bench = load_bench(name)
+    (shares, (mi_lo, mi_hi)) = SHAPES[name]
+    hold, train = bench.split("holdout"), bench.split("train")
     assert len(hold) == 200 and len(train) == 200
     for tasks in (hold, train):
         per_skill = {}
@@ -87,21 +98,20 @@ def test_bundled_bench_shape(bundled_bench):
             assert t.task_uid == compute_task_uid(t.skill, t.query_type, t.passage, t.question, t.answer)
         assert len(per_skill) == 40 and set(per_skill.values()) == {5}
         n = len(tasks)
-        share = {qt: sum(t.query_type == qt for t in tasks) / n for qt in ("YES_NO", "FREE_FORM", "SINGLE_WORD",
-                                                                          "RANKING")}
-        assert 0.55 <= share["YES_NO"] <= 0.65
-        assert 0.15 <= share["FREE_FORM"] <= 0.18
-        assert 0.10 <= share["SINGLE_WORD"] <= 0.12
-        assert 0.10 <= share["RANKING"] <= 0.12
+        for qt, (lo, hi) in shares.items():
+            assert lo <= sum(t.query_type == qt for t in tasks) / n <= hi, qt
         yn = [t for t in tasks if t.query_type == "YES_NO"]
         assert 0.4 <= sum(t.answer == "yes" for t in yn) / len(yn) <= 0.6
-        assert 3 <= min(len(t.must_identify) for t in tasks) and max(len(t.must_identify) for t in tasks) <= 5
+        assert mi_lo <= min(len(t.must_identify) for t in tasks) and max(len(t.must_identify) for t in tasks) <= mi_hi
     assert not {t.task_uid for t in hold} & {t.task_uid for t in train}
 
 
-def test_bundled_demos(bundled_bench, catalog):
-    demos = load_demos(bundled_dir("bench_tasks") / "demos.jsonl", catalog)
-    train_uids = {t.task_uid for t in bundled_bench.split("train")}
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_bundled_demos(name):
+    bench = load_bench(name)
+    catalog = bench.catalog
+    demos = load_demos(bundled_dir("bench_tasks", name) / "demos.jsonl", catalog)
+    train_uids = {t.task_uid for t in bench.split("train")}
     assert len(demos) >= 120
     curated = [d for d in demos if d.condition == "curated"]
     baseline = [d for d in demos if d.condition == "baseline"]

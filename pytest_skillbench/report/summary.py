@@ -11,6 +11,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import forcing, stats
+from ..bench.tasks import QUERY_TYPES
 from ..episodes import Episode
 from ..prompts import CONDITIONS
 from .judging import judge_disagreements, judging_totals
@@ -62,6 +63,25 @@ def condition_summary(eps: list[Episode]) -> dict:
             "judges": sorted({e.verdict.judge for e in eps})}
 
 
+def query_type_summary(eps: list[Episode]) -> dict:
+    """Per query type: episodes, scored, passed, pass rate and the chance rate beside it (the mean over the
+    scored episodes of their task's chance rate, ``Episode.extra["chance_rate"]``; YES_NO is 1/2 by
+    definition; None where no scored episode has one, e.g. FREE_FORM)."""
+    out = {}
+    for qt in QUERY_TYPES:
+        qe = [e for e in eps if e.query_type == qt]
+        if not qe:
+            continue
+        scored = [e for e in qe if e.verdict.scored]
+        passed = sum(e.verdict.status == "passed" for e in scored)
+        rates = [e.extra.get("chance_rate", 0.5 if qt == "YES_NO" else None) for e in scored]
+        rates = [r for r in rates if r is not None]
+        out[qt] = {"n": len(qe), "scored": len(scored), "passed": passed,
+                   "pass_rate": passed / len(scored) if scored else None,
+                   "chance_rate": sum(rates) / len(rates) if rates else None, "chance_n": len(rates)}
+    return out
+
+
 def paired_outcomes(eps: list[Episode], cond_a: str = "baseline", cond_b: str = "curated"
                     ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Tasks scored in both conditions, with 0/1 outcomes (sorted by task_uid, so order is stable)."""
@@ -107,6 +127,7 @@ def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int 
             ce = [e for e in eps if e.condition == cond]
             if ce:
                 conds[cond] = condition_summary(ce)
+                conds[cond]["query_types"] = query_type_summary(ce)  # pass rate beside chance, per type
                 if forced:
                     conds[cond].update(forcing_summary(ce))
         entry = {"conditions": conds}

@@ -74,11 +74,25 @@ def render(report: dict) -> list[str]:
         if c["unscored"]:
             lines.append(f"note: {n}/{cond}: {c['unscored']} episode(s) unscored (no parseable answer or judge "
                          f"output) - excluded from pass rates [judge: {','.join(c.get('judges', []))}]")
+    lines += render_query_types(report)
     lines += render_judging(report)
     lines += render_analysis(report)
     from ..behaviour import render as render_behaviour
 
     lines += render_behaviour(report)  # trajectory, loss vs quality, pairwise, rubric, probe, drift
+    return lines
+
+
+def render_query_types(report: dict) -> list[str]:
+    """The compact per-query-type table: pass rate beside the chance rate of a uniform guess."""
+    rows = [(name, cond, qt, q) for name, st in report.get("students", {}).items()
+            for cond, c in st.get("conditions", {}).items() for qt, q in (c.get("query_types") or {}).items()]
+    if not rows:
+        return []
+    lines = ["", f"{'student':<28} {'condition':<9} {'query type':<11} {'scored':>6} {'rate':>6} {'chance':>6}"]
+    for name, cond, qt, q in rows:
+        lines.append(f"{name:<28} {cond:<9} {qt:<11} {q['scored']:>6} {_pct(q['pass_rate']):>6} "
+                     f"{_pct(q['chance_rate']):>6}")
     return lines
 
 
