@@ -124,6 +124,44 @@ def test_matches_one_prompt_at_a_time_generate(loaded, bench_prompts, batch_size
         assert stats.prefill_positions < 0.7 * stats.prompt_tokens
 
 
+@pytest.fixture(scope="module")
+def loaded_qwen3(tiny_tokenizer_dir, tmp_path_factory):
+    """A tiny random Qwen3 (2 layers, hidden 64; q/k norms, explicit head_dim): one of the other families the
+    engine runs through cascade attention, saved and reloaded through ``from_pretrained``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    torch.manual_seed(0)
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=4096,
+                      tie_word_embeddings=False, initializer_range=0.2, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    out = tmp_path_factory.mktemp("varied-qwen3")
+    Qwen3ForCausalLM(cfg).save_pretrained(str(out))
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    assert model.config.model_type == "qwen3"
+    return tok, model
+
+
+@pytest.mark.parametrize("batch_size,penalty", [(1, 1.3), (16, 1.3), (4, 0.2)])
+def test_qwen3_matches_one_prompt_at_a_time_generate(loaded_qwen3, bench_prompts, batch_size, penalty):
+    """The same exactness on Qwen3, whose attention (q/k norms, head_dim != hidden/heads) differs from Llama's."""
+    from pytest_skillbench.students.cascade import SUPPORTED_MODEL_TYPES
+
+    tok, model = loaded_qwen3
+    assert "qwen3" in SUPPORTED_MODEL_TYPES  # the cascade path is the one under test
+    free = one_at_a_time(model, bench_prompts, max_new_tokens=10, eos=[tok.eos_token_id], penalty=penalty)
+    eos = sorted({f[i % 9 + 1] for i, f in enumerate(free) if i % 3})
+    expected = one_at_a_time(model, bench_prompts, max_new_tokens=10, eos=eos, penalty=penalty)
+    assert len({len(e) for e in expected}) >= 3
+    got, stats = greedy_generate(model, bench_prompts, max_new_tokens=10, eos_ids=set(eos), pad_id=tok.pad_token_id,
+                                 device="cpu", batch_size=batch_size, repetition_penalty=penalty)
+    assert got == expected
+    if batch_size == 16:
+        assert stats.prefill_positions < 0.7 * stats.prompt_tokens
+
+
 def test_rows_finish_in_callbacks_and_respect_max_new_tokens(loaded, bench_prompts):
     tok, model = loaded
     seen = {}

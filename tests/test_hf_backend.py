@@ -123,3 +123,33 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tiny_tokenizer_dir,
     reg = {"mis": {"base": str(other), "adapter": str(ad)}}
     with pytest.raises(SkillbenchError, match="was trained on"):
         session_for(["mis"], tmp_path / "c", tmp_path, registry=reg)
+
+
+def test_generate_engine_fallback_gives_the_engine_s_tokens_and_survives_a_broken_engine(tiny_model_dir, tmp_path,
+                                                                                           monkeypatch):
+    """``engine = "generate"`` runs transformers' generate() one prompt at a time: the same responses as the
+    engine, a separate cache entry (the fingerprint names it), and it still works when the engine does not."""
+    from pytest_skillbench.students import engine
+
+    reg = {"plain": {"base": str(tiny_model_dir), "engine": "generate"}}
+    fast = session_for([str(tiny_model_dir)], tmp_path / "c1", tmp_path, mnt=10)
+    want = [e.response for e in run_some(fast, 8)]
+
+    def broken(*a, **k):  # what a transformers upgrade that changes the engine's internals would look like
+        raise AttributeError("'DynamicCache' object has no attribute 'layers'")
+
+    monkeypatch.setattr(engine, "greedy_generate", broken)
+    plain = session_for(["plain"], tmp_path / "c2", tmp_path, registry=reg, mnt=10)
+    eps = run_some(plain, 8)
+    assert [e.response for e in eps] == want
+    assert all(e.verdict.status != "error" for e in eps)
+    assert plain.backend("plain").fingerprint()["generation"]["engine"] == "generate"
+    assert fast.backend(next(iter(fast.specs))).fingerprint()["generation"]["engine"] != "generate"
+    broken_engine = session_for([str(tiny_model_dir)], tmp_path / "c3", tmp_path, mnt=10)
+    assert all(e.verdict.status == "error" for e in run_some(broken_engine, 2))
+
+
+def test_unknown_engine_is_one_clear_error(tiny_model_dir, tmp_path):
+    reg = {"x": {"base": str(tiny_model_dir), "engine": "vllm"}}
+    with pytest.raises(SkillbenchError, match="engine 'vllm' is not one of engine, generate"):
+        session_for(["x"], tmp_path / "c", tmp_path, registry=reg)

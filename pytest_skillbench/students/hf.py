@@ -146,6 +146,7 @@ def _adapter_key(name: str) -> str:
 
 class HFBackend(Backend):
     supports_forcing = True
+
     def __init__(self, spec: StudentSpec, pool: ModelPool, *, max_new_tokens: int, batch_size: int,
                  device: str | None, dtype: str | None, repetition_penalty: float, cache_dir=None,
                  verify_adapter: bool = True):
@@ -168,6 +169,11 @@ class HFBackend(Backend):
         if spec.adapter:
             check_adapter_base(spec, self.base_path)
         self.verify_adapter = verify_adapter
+        # engine = "generate": transformers' own generate(), one prompt at a time -- slower, but independent of
+        # the model internals the engine reads, so a transformers upgrade that breaks the engine still runs
+        self.plain = spec.engine == "generate"
+        if self.plain:
+            self.supports_forcing = False  # forcing reads on from the engine's own rows
         self._entry: dict | None = None
         self._fp: dict | None = None
         self.forward_batches = 0
@@ -240,7 +246,7 @@ class HFBackend(Backend):
     def generation_config(self) -> dict:
         return {"do_sample": False, "max_new_tokens": self.max_new_tokens,
                 "repetition_penalty": self.repetition_penalty, "thinking": self.spec.thinking,
-                "engine": ENGINE_VERSION}
+                "engine": "generate" if self.plain else ENGINE_VERSION}
 
     def fingerprint(self) -> dict:
         if self._fp is None:
@@ -343,6 +349,8 @@ class HFBackend(Backend):
         entry = self._load()
         tok = entry["tokenizer"]
         enc = tok([self.render(r) for r in requests], add_special_tokens=False)["input_ids"]
+        if self.plain:
+            return self._generate_plain(entry, requests, enc, progress, on_result)
         results: list[GenResult | None] = [None] * len(requests)
         counts = {"done": 0, "tokens": 0}
 
@@ -375,6 +383,36 @@ class HFBackend(Backend):
                 pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
                 repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted, **kw)
         return results  # type: ignore[return-value]
+
+    def _generate_plain(self, entry: dict, requests: list[GenRequest], enc: list[list[int]], progress,
+                        on_result) -> list[GenResult]:
+        """``engine = "generate"``: greedy ``model.generate()`` one prompt at a time (no padding, so the same
+        tokens as the engine), each answer cut at its first end token."""
+        import torch
+
+        tok = entry["tokenizer"]
+        results: list[GenResult] = []
+        tokens = 0
+        with self._model_ctx(entry) as model:
+            eos = sorted(self._eos_ids(entry, model))
+            for n, (req, ids) in enumerate(zip(requests, enc), 1):
+                x = torch.tensor([ids], device=self.device)
+                with torch.no_grad():
+                    out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                                         max_new_tokens=self.max_new_tokens, eos_token_id=eos,
+                                         repetition_penalty=self.repetition_penalty, pad_token_id=tok.pad_token_id,
+                                         temperature=None, top_p=None, top_k=None)
+                self.forward_batches += 1
+                new = out[0, len(ids):].tolist()
+                stop = next((k for k, t in enumerate(new) if t in eos), len(new))
+                res = GenResult(text=tok.decode(new[:stop], skip_special_tokens=True), gen_tokens=stop)
+                results.append(res)
+                tokens += stop
+                if on_result:
+                    on_result(req, res)
+                if progress:
+                    progress(n, len(requests), tokens)
+        return results
 
     @staticmethod
     def _eos_ids(entry: dict, model) -> set[int]:

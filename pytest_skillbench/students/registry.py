@@ -20,7 +20,8 @@ BACKENDS = ("hf", "replay", "openai", "anthropic")
 THINKING = ("keep", "strip", "disable")
 STUDENT_FIELDS = ("base", "adapter", "backend", "dtype", "revision", "max_new_tokens", "thinking",
                   "base_student", "device", "path", "base_url", "model", "api_key_env", "concurrency",
-                  "repetition_penalty", "quantization", "timeout", "max_retries")
+                  "repetition_penalty", "quantization", "timeout", "max_retries", "engine")
+ENGINES = ("engine", "generate")  # hf: the batched greedy engine, or transformers' generate() one prompt at a time
 REMOTE_BACKENDS = ("openai", "anthropic")  # served elsewhere: `adapter` is a served adapter *name*, not a path
 
 
@@ -45,6 +46,7 @@ class StudentSpec:
     quantization: str | None = None
     timeout: float | None = None  # openai/anthropic: seconds per request
     max_retries: int | None = None  # openai/anthropic: retries of a transient failure (then an error episode)
+    engine: str | None = None  # hf: "engine" (default) or "generate", the fallback if transformers breaks the engine
     origin: str = field(default="", compare=False)
 
     @property
@@ -89,6 +91,9 @@ def _from_registry(name: str, entry: object, root: Path) -> StudentSpec:
         raise SkillbenchError(f"{where}: a replay student needs `path` (an episodes JSONL)")
     if spec.backend in REMOTE_BACKENDS and not (spec.model or spec.adapter):
         raise SkillbenchError(f"{where}: an {spec.backend} student needs `model` (the served model name)")
+    if spec.engine is not None and (spec.backend != "hf" or spec.engine not in ENGINES):
+        raise SkillbenchError(f"{where}: engine {spec.engine!r} is not one of {', '.join(ENGINES)} "
+                              "(an hf student's generation path)")
     if spec.concurrency is not None and int(spec.concurrency) < 1:
         raise SkillbenchError(f"{where}: concurrency must be at least 1")
     return spec
