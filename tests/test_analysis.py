@@ -346,7 +346,7 @@ def test_phantom_rate_counts_baseline_only_and_verbatim_steps():
 # -- import, load_episodes, offline report, plots -------------------------------------------------------------
 def test_import_reference_fixture(tmp_path):
     out = tmp_path / "run"
-    rep = import_run(FIXTURES / "ref_run", out, resamples=R)
+    rep = import_run(FIXTURES / "ref_run", out, bench="bundled-v1", resamples=R)  # the fixture holds v1 uids
     assert {p.name for p in out.iterdir()} >= {"episodes.jsonl", "manifest.json", "report.json"}
     c = rep["students"]["qwen-0.8b"]["conditions"]["curated"]
     assert c["errors"] == 1 and c["failed"] == 0 and c["passed"] == 2  # judge failure: error, not failed
