@@ -134,8 +134,9 @@ def _project_root(config: pytest.Config):
     The nearest pyproject.toml with a ``[tool.skillbench]`` table, walking up from the invocation directory
     (so a project nested inside another repository uses its own registry even when pytest takes its ini
     file from the outer repository); else the ini file's directory, the invocation directory or rootdir,
-    whichever holds a pyproject.toml. pytest may pick a rootdir from an existing path given as an option
-    value (e.g. --skillbench-cache DIR), so rootdir alone would miss the project's pyproject.toml.
+    whichever holds a pyproject.toml; else the ini file's directory or the invocation directory. pytest may
+    pick a rootdir from an existing path given as an option value (e.g. --skillbench-cache DIR, --bench FILE),
+    so rootdir alone would miss the project's pyproject.toml, or put the run inside a data folder.
     """
     from .settings import has_skillbench_table
 
@@ -150,7 +151,9 @@ def _project_root(config: pytest.Config):
     for c in cands:
         if (c / "pyproject.toml").is_file():
             return c
-    return config.rootpath
+    # No pyproject.toml in reach: pytest's rootdir may then be the folder of an option's path value (the
+    # --bench file's data folder), so runs go under the ini file's directory or where pytest was invoked.
+    return config.inipath.parent if config.inipath is not None else Path(config.invocation_params.dir)
 
 
 def _cli_values(config: pytest.Config) -> dict:

@@ -179,3 +179,24 @@ def test_replay_missing_response_is_error_not_failure(pytester, tmp_path, bundle
     assert rep["baseline"]["errors"] == 1 and rep["baseline"]["failed"] == 0
     assert res.ret != 0
     assert "WARNING" in res.stdout.str()
+
+
+def test_without_pyproject_the_run_directory_is_not_put_in_the_bench_s_data_folder(pytester, bundled_bench,
+                                                                                     tmp_path_factory):
+    """pytest takes its rootdir from paths given as option values (here the --bench file and the replay file,
+    in a data folder outside the project: the rootdir becomes their common ancestor with the invocation
+    directory, or the data folder itself); with no pyproject.toml in reach, the run goes where pytest was
+    invoked."""
+    from pytest_skillbench.bench.tasks import write_tasks
+
+    data = tmp_path_factory.mktemp("data")
+    tasks = bundled_bench.split("holdout")[:6]
+    write_tasks(data / "mine.jsonl", tasks)
+    replay = write_replay(data / "toy.jsonl", tasks)
+    assert not any((p / "pyproject.toml").is_file() for p in (pytester.path, *pytester.path.parents))
+    res = run(pytester, "--student", f"replay:{replay}", "--bench", str(data / "mine.jsonl"), "-q")
+    assert res.ret in (0, 1), res.stdout.str() + res.stderr.str()
+    for elsewhere in (data, *data.parents):
+        assert not (elsewhere / ".skillbench").exists(), elsewhere
+    runs = list((pytester.path / ".skillbench" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "report.json").is_file()
