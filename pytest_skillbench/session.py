@@ -415,7 +415,7 @@ class SkillbenchSession:
                 "judge": self.judges.describe(), **self._scoring_manifest(),
                 "conditions": s.condition, "seed": s.seed, "resamples": s.resamples,
                 "packages": versions, "python": platform.python_version(), "platform": platform.platform(),
-                "started": self.started, "command": [Path(sys.argv[0]).name] + sys.argv[1:],
+                "started": self.started, "command": command_line(),
                 "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def _scoring_manifest(self) -> dict:
@@ -482,6 +482,13 @@ class SkillbenchSession:
                                         bench=self.bench)
         except Exception as exc:  # noqa: BLE001
             self.write(f"[skillbench] run viewer not written: {type(exc).__name__}: {exc}")
+
+
+def command_line() -> list[str]:
+    """This process's command as typed (``python -m pytest ...`` rather than ``.../pytest/__main__.py ...``)."""
+    prog = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    head = f"python -m {prog.parent.name}" if prog.name == "__main__.py" else prog.name
+    return [head] + sys.argv[1:]
 
 
 def write_episodes_file(path: Path, eps: list[Episode]) -> None:
