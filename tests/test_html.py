@@ -207,7 +207,8 @@ def test_session_writes_report_html_by_default_and_honours_the_option(tmp_path, 
     assert (tmp_path / "pages" / "x.html").is_file() and not (tmp_path / "r3" / "report.html").exists()
     html = (tmp_path / "pages" / "x.html").read_text(encoding="utf-8")
     report = json.loads((tmp_path / "r3" / "report.json").read_text())
-    assert report["run"]["command"][1:3] == ["pytest", "-p"] or "--student" in report["run"]["command"]
+    assert report["run"]["command"][0] == "python -m pytest" and "--skillbench-html" in report["run"]["command"]
+    assert "python -m pytest" in html  # the manifest's command is on the page
     assert f"{100 * report['students']['toy']['conditions']['baseline']['pass_rate']:.1f}%" in html
 
 
