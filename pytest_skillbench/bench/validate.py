@@ -406,6 +406,7 @@ def lint(splits: dict[str, list[Task]], cat: Catalog, demos: list[Demo] | None =
             "tasks_with_shared_6grams": sum(o["shared_ngrams"] > 0 for o in overlaps.values()),
             "tasks_over_content_share": sum(o["content_share"] > CARD_CONTENT_SHARE_MAX for o in overlaps.values()),
             "tasks_over_limit": len(over), "over_limit_ids": over[:30],
+            "by_split": {s: sum(t.task_uid in set(over) for t in ts) for s, ts in splits.items()},
             "worst": None if worst is None else {"task_uid": worst[0], **worst[1]}},
         "giveaways": {"tasks": len(hits), "by_split": {s: sum(t.task_uid in hits for t in ts)
                                                         for s, ts in splits.items()},
