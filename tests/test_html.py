@@ -103,6 +103,9 @@ def test_page_reads_the_report_numbers(tmp_path, tasks):
         assert json.loads(value.replace("&#34;", '"')) == node
     for name in ("alpha", "beta"):
         assert f"{100 * report['students'][name]['conditions']['curated']['pass_rate']:.1f}%" in html
+    if "query_types" in report["students"]["alpha"]["conditions"]["baseline"]:  # bench v2's report section
+        assert any('"query_types"' in p.replace("&#34;", '"') for p, _ in cells)
+        assert "chance <span" in html and ">50.0%<" in html  # YES_NO: 1/2
 
 
 def test_optional_sections_and_columns_follow_the_report(tmp_path, tasks):
@@ -250,3 +253,20 @@ def test_pass_rate_plot_colours_each_condition_and_says_nothing_scored(tmp_path,
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         svg = plot_pass_rates(empty, tmp_path / "empty.svg").read_text()
     assert "nothing scored" in svg
+
+
+def test_prompts_of_a_run_on_the_previous_bundled_bench(tmp_path):
+    """A run recorded as ``bundled`` before v2 replaced it: its prompts come from the bundled bench whose
+    content hash is the run's (``bundled-v1``), not from today's files."""
+    from pytest_skillbench.bench import load_bench
+
+    v1 = load_bench("bundled-v1")
+    old = v1.split("holdout")[:4]
+    run_dir = _run(tmp_path, _episodes(old, ["alpha"]))
+    report = json.loads((run_dir / "report.json").read_text())
+    report["run"]["bench_hash"] = v1.content_hash("holdout")
+    (run_dir / "report.json").write_text(json.dumps(report))
+    html = write_run_html(run_dir).read_text(encoding="utf-8")
+    data = json.loads(_script_blocks(html)[0])
+    assert {data["strings"][int(k)] for k in data["prompts"]} == {t.task_uid for t in old}
+    assert "prompts are not shown" not in html and "changed since this run" not in html

@@ -50,7 +50,7 @@ def _expected_text(path: list, value) -> str:
         return _pval(value)
     if path[-2:] == ["delta", "value"] or path[-2:] == ["delta_lift", "value"] or last == "format_gap":
         return _pts(value)
-    if last in ("pass_rate", "format_compliance", "forced_share"):
+    if last in ("pass_rate", "format_compliance", "forced_share", "chance_rate"):
         return _pct(value)
     return str(value)
 

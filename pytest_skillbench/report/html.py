@@ -219,6 +219,26 @@ def _segments(text: str, S: _Strings) -> list:
     return out
 
 
+def _bench_of_run(run: dict, load_bench):
+    """The bench the manifest names; for a bundled bench whose files moved on since the run (``bundled`` is
+    v2 now), the bundled bench whose content hash is the run's (e.g. ``bundled-v1``)."""
+    bench = load_bench(run["bench"])
+    split, want = run.get("split"), run.get("bench_hash")
+    if not (split and want) or bench.content_hash(split) == want:
+        return bench
+    from ..bench import BUNDLED_BENCHES
+
+    if run["bench"] in BUNDLED_BENCHES:
+        for name in BUNDLED_BENCHES:
+            try:
+                other = load_bench(name)
+                if other.content_hash(split) == want:
+                    return other
+            except SkillbenchError:
+                continue
+    return bench
+
+
 def run_prompts(report: dict, episodes: list[dict], bench=None) -> tuple[dict, str | None]:
     """The prompts of the run's tasks, rebuilt from its bench and catalog (``{uid: {condition: messages}}``),
     and a note when they cannot be shown or may differ from what the run sent. ``bench``: the session's own
@@ -232,7 +252,7 @@ def run_prompts(report: dict, episodes: list[dict], bench=None) -> tuple[dict, s
         from ..prompts import messages, prompts_hash
 
         if bench is None:
-            bench = load_bench(bench_src)
+            bench = _bench_of_run(run, load_bench)
         tasks = {}
         for name in bench.splits:
             for t in bench.split(name):
@@ -381,35 +401,19 @@ def heatmap(report: dict) -> dict | None:
     return {"students": students, "rows": rows}
 
 
-def _chance_rates(report: dict) -> dict:
-    """Chance rate per query type, wherever the report keeps it (``query_types`` / ``chance_rates``)."""
-    out = {}
-    for key in ("chance_rates", "chance"):
-        val = report.get(key)
-        if isinstance(val, dict):
-            out.update({k: v for k, v in val.items() if isinstance(v, (int, float))})
-    qts = report.get("query_types")
-    if isinstance(qts, dict):
-        for qt, entry in qts.items():
-            if isinstance(entry, dict):
-                for k in ("chance", "chance_rate"):
-                    if isinstance(entry.get(k), (int, float)):
-                        out[qt] = entry[k]
-    bench = (report.get("run") or {}).get("bench_info") or {}
-    if isinstance(bench.get("chance_rates"), dict):
-        out.update(bench["chance_rates"])
-    return out
-
-
 def query_type_table(report: dict, episodes: list[dict]) -> dict | None:
-    """Pass rate per student x query type x condition. Taken from the report's ``query_types`` section when
-    it has one; otherwise computed by the report's own ``condition_summary`` over the stored episodes."""
-    chance = _chance_rates(report)
-    section = report.get("query_types")
+    """Pass rate and chance rate per student x query type x condition, read from the report
+    (``conditions.<cond>.query_types``). A report written before that section existed gets the pass rates
+    from the report's own ``condition_summary`` over the stored episodes, without chance rates."""
     data: dict = {}
-    if isinstance(section, dict) and isinstance(section.get("students"), dict):
-        data = section["students"]
-    else:
+    from_report = False
+    for name, st in (report.get("students") or {}).items():
+        for cond, c in (st.get("conditions") or {}).items():
+            for qt, q in (c.get("query_types") or {}).items():
+                from_report = True
+                data.setdefault(name, {}).setdefault(qt, {})[cond] = (
+                    q, ["students", name, "conditions", cond, "query_types", qt])
+    if not from_report:
         from ..episodes import Episode
         from .summary import condition_summary
 
@@ -418,21 +422,25 @@ def query_type_table(report: dict, episodes: list[dict]) -> dict | None:
             if e.get("condition") in ("baseline", "curated"):
                 groups[(e["student"], e.get("query_type") or "", e["condition"])].append(e)
         for (st, qt, cond), eps in sorted(groups.items()):
-            summ = condition_summary([Episode.from_dict(x) for x in eps])
-            data.setdefault(st, {}).setdefault(qt, {})[cond] = summ
+            data.setdefault(st, {}).setdefault(qt, {})[cond] = (
+                condition_summary([Episode.from_dict(x) for x in eps]), None)
     if not data:
         return None
     qts = sorted({qt for st in data.values() for qt in st})
     rows = []
     for qt in qts:
         cells = []
-        for name in data:
-            conds = data[name].get(qt) or {}
+        for by_qt in data.values():
             for cond in ("baseline", "curated"):
-                c = conds.get(cond) or {}
-                cells.append({"text": _pct(c.get("pass_rate")), "n": c.get("scored", c.get("n"))})
-        rows.append({"qt": qt, "chance": _pct(chance[qt]) if qt in chance else "–", "cells": cells})
-    return {"students": list(data), "rows": rows, "has_chance": bool(chance)}
+                q, path = (by_qt.get(qt) or {}).get(cond) or ({}, None)
+                cell = {"pass": _cell(path + ["pass_rate"], q.get("pass_rate"), _pct(q.get("pass_rate")))
+                        if path else {"text": _pct(q.get("pass_rate"))},
+                        "n": q.get("scored")}
+                if path and "chance_rate" in q:
+                    cell["chance"] = _cell(path + ["chance_rate"], q["chance_rate"], _pct(q["chance_rate"]))
+                cells.append(cell)
+        rows.append({"qt": qt, "cells": cells})
+    return {"students": list(data), "rows": rows, "from_report": from_report}
 
 
 # -- inline SVG charts ---------------------------------------------------------------------------------
