@@ -51,8 +51,13 @@ EXIT_OK, EXIT_GATE_FAILED, EXIT_INFRASTRUCTURE = 0, 1, 3
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 CONDITIONS = ("baseline", "curated")
 COND_METRICS = ("pass_rate", "ci95.low", "ci95.high", "format_compliance", "error_rate", "unscored_rate", "n",
-                "scored", "passed", "failed", "unscored", "errors")
-DELTA_METRICS = ("value", "ci95.low", "ci95.high", "p", "n_pairs")
+                "scored", "passed", "failed", "unscored", "errors",
+                # answer forcing (forcing.py): strict = the ANSWER-line verdicts alone
+                "strict.pass_rate", "strict.ci95.low", "strict.ci95.high", "strict.scored", "strict.passed",
+                "forced_share", "format_gap")
+DELTA_METRICS = ("value", "ci95.low", "ci95.high", "p", "n_pairs",
+                 # answer forcing: the Δ of the strict (ANSWER-line) verdicts alone
+                 "strict.value", "strict.ci95.low", "strict.ci95.high", "strict.p", "strict.n_pairs")
 AGAINST_METRICS = ("diff", "ci95.low", "ci95.high", "n_pairs")
 _EXPR = re.compile(r"^\s*(?P<lhs>[^<>=]+?)\s*(?P<op>>=|<=|==|>|<)\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
                    r"(?:[eE][-+]?\d+)?)\s*(?P<pct>%)?\s*$")
@@ -205,7 +210,28 @@ def _outcomes(eps: list[Episode], condition: str) -> dict[str, int]:
             if e.condition == condition and e.verdict.scored}
 
 
-def _cond_metrics(eps: list[Episode]) -> dict:
+def _strict(eps: list[Episode]) -> list[Episode]:
+    from .report.summary import strict_episodes
+
+    return strict_episodes(eps)
+
+
+def _cond_metrics(eps: list[Episode], with_strict: bool = True) -> dict:
+    """Metrics of one condition on primary verdicts; ``strict.*`` on the strict verdicts alone, with the forced
+    share (of scored verdicts) and the format gap (primary - strict pass rate)."""
+    m = _cond_metrics_of(eps)
+    if with_strict:
+        s = _cond_metrics_of(_strict(eps))
+        m.update({f"strict.{k}": v for k, v in s.items() if k in ("pass_rate", "ci95.low", "ci95.high", "scored",
+                                                                  "passed")})
+        forced = sum(e.verdict.scored and e.verdict.scoring == "forced" for e in eps)
+        m["forced_share"] = forced / m["scored"] if m["scored"] else None
+        m["format_gap"] = (m["pass_rate"] - s["pass_rate"]
+                           if m["pass_rate"] is not None and s["pass_rate"] is not None else None)
+    return m
+
+
+def _cond_metrics_of(eps: list[Episode]) -> dict:
     n = len(eps)
     passed = sum(e.verdict.status == "passed" for e in eps)
     failed = sum(e.verdict.status == "failed" for e in eps)
@@ -222,6 +248,12 @@ def _cond_metrics(eps: list[Episode]) -> dict:
 
 
 def _delta_metrics(eps: list[Episode], seed: int, resamples: int) -> dict:
+    m = _delta_metrics_of(eps, seed, resamples)
+    m.update({f"strict.{k}": v for k, v in _delta_metrics_of(_strict(eps), seed, resamples).items()})
+    return m
+
+
+def _delta_metrics_of(eps: list[Episode], seed: int, resamples: int) -> dict:
     a, b = _outcomes(eps, "baseline"), _outcomes(eps, "curated")
     uids = sorted(set(a) & set(b))
     if not uids:

@@ -47,13 +47,22 @@ def judged_text(ep: Episode) -> str | None:
     return apply_thinking(ep.response, policy)[0]
 
 
-def needs_rejudge(ep: Episode) -> bool:
-    return ep.verdict.status in REJUDGE_STATUSES and ep.response is not None
+def needs_rejudge(ep: Episode, llm: bool = False) -> bool:
+    """Error / unscored episodes with a stored response; with an LLM judge also those scored only by answer
+    forcing (their strict verdict is unscored: the LLM judge reads the response itself)."""
+    if ep.response is None:
+        return False
+    return ep.verdict.status in REJUDGE_STATUSES or (llm and ep.verdict.scoring == "forced")
 
 
 def rejudge_episodes(episodes: list[Episode], tasks: dict, runner) -> dict:
-    """Judge again every error / unscored episode with a stored response (in place); returns a summary."""
-    targets = [e for e in episodes if needs_rejudge(e)]
+    """Judge again every error / unscored episode with a stored response (in place); returns a summary.
+    With the deterministic judge, an episode's stored forced reading (``Verdict.extra["forced"]``) is combined
+    with the new strict verdict as in the session (forcing.combine): re-judging never needs the model."""
+    from .forcing import combine, forced_of
+
+    llm = runner.mode != "deterministic"
+    targets = [e for e in episodes if needs_rejudge(e, llm)]
     missing = sorted({e.task_uid for e in targets if e.task_uid not in tasks})
     if missing:
         raise SkillbenchError(f"{len(missing)} task(s) of the run are not in the bench (first: {missing[0]}); "
@@ -66,6 +75,9 @@ def rejudge_episodes(episodes: list[Episode], tasks: dict, runner) -> dict:
     for e in targets:
         old = e.verdict
         verdict, extra = runner.outcome(tasks[e.task_uid], judged_text(e), e.condition)
+        forced = forced_of(old)
+        if not llm and forced is not None and verdict.judge == "deterministic":
+            verdict = combine(tasks[e.task_uid], verdict, forced, truncated=bool(forced.get("truncated")))
         e.extra = dict(e.extra or {})
         e.extra.setdefault("previous_verdicts", []).append({**old.to_dict(), "replaced": at})
         e.extra.update(extra)
@@ -175,6 +187,10 @@ def _cmd_rejudge(args) -> int:
         label = f"{label}:{summary['judge']['model']}"
     print(f"re-judged {summary['episodes']} episode(s) of {run_dir} with --judge {summary['judge']['mode']} "
           f"({label}): before {summary['before']}, after {summary['after']}")
+    if summary["judge"]["mode"] == "deterministic" and summary["episodes"]:
+        print("note: the deterministic judge reads the same ANSWER lines again, so nothing it left unscored can "
+              "change; to score them, re-judge with an LLM: --judge llm-only --judge-backend anthropic|openai "
+              "(or --judge deterministic-mixed for FREE_FORM only)")
     if summary["not_rejudged_generation_errors"]:
         print(f"note: {summary['not_rejudged_generation_errors']} episode(s) have no stored response (generation "
               "error) and were not re-judged; re-run the session to regenerate them")

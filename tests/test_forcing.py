@@ -110,7 +110,7 @@ def _ep(uid, cond, status, scoring="strict", forced_status=None, strict_status=N
                    response="r", verdict=v)
 
 
-def test_report_gives_strict_forced_share_gap_and_agreement():
+def _forcing_eps() -> list[Episode]:
     eps = []
     # 10 tasks; baseline: 4 strict (3 passed), 6 forced (2 passed); curated: 5 strict (5 passed), 5 forced (4 passed)
     for i in range(10):
@@ -126,7 +126,11 @@ def test_report_gives_strict_forced_share_gap_and_agreement():
         else:
             eps.append(_ep(uid, "curated", "passed" if i < 9 else "failed", scoring="forced",
                            forced_status="passed" if i < 9 else "failed"))
-    rep = build_report(eps, {}, resamples=200)["students"]["s"]
+    return eps
+
+
+def test_report_gives_strict_forced_share_gap_and_agreement():
+    rep = build_report(_forcing_eps(), {}, resamples=200)["students"]["s"]
     b, c = rep["conditions"]["baseline"], rep["conditions"]["curated"]
     assert b["pass_rate"] == pytest.approx(5 / 10) and b["strict"]["pass_rate"] == pytest.approx(3 / 4)
     assert b["strict"]["scored"] == 4 and b["forced_share"] == pytest.approx(0.6)
@@ -316,3 +320,34 @@ def test_forced_answer_from_a_label_question_replaces_only_unscored(bundled_benc
     strict = deterministic.judge(task, "Plan C seems best overall.")
     v = forcing.combine(task, strict, {"method": "options", "answer": "C", "logprobs": {}, "margin": 0.3})
     assert v.status == "passed" and v.scoring == "forced" and v.extracted == "C"
+
+
+def test_gates_address_strict_and_forced_fields():
+    from pytest_skillbench.gates import _cond_metrics, _delta_metrics, parse_gate
+
+    for text, metric in (("curated.strict.pass_rate >= 90%", "curated.strict.pass_rate"),
+                         ("curated.forced_share <= 0.5", "curated.forced_share"),
+                         ("baseline.format_gap > -0.3", "baseline.format_gap"),
+                         ("delta.strict.ci95.low > 0", "delta.strict.ci95.low")):
+        assert parse_gate(text).metric == metric
+    eps = _forcing_eps()
+    m = _cond_metrics([e for e in eps if e.condition == "baseline"])
+    assert m["pass_rate"] == pytest.approx(0.5) and m["strict.pass_rate"] == pytest.approx(0.75)
+    assert m["strict.scored"] == 4 and m["forced_share"] == pytest.approx(0.6)
+    assert m["format_gap"] == pytest.approx(-0.25)
+    d = _delta_metrics(eps, 1, 200)
+    assert (d["n_pairs"], d["strict.n_pairs"]) == (10, 4) and d["strict.value"] == pytest.approx(1.0 - 0.75)
+
+
+def test_deterministic_rejudge_keeps_the_stored_forced_reading():
+    from pytest_skillbench.judges.runner import JudgeRunner
+    from pytest_skillbench.rejudge import rejudge_episodes
+
+    task = _task(answer="no")
+    strict = deterministic.judge(task, "I doubt it.")
+    v = forcing.combine(task, strict, {"method": "options", "answer": "no", "logprobs": {"yes": -3.0, "no": -1.0},
+                                       "margin": 2.0})
+    ep = Episode(student="s", condition="baseline", task_uid=task.task_uid, skill=task.skill, query_type="YES_NO",
+                 response="I doubt it.", verdict=v)
+    rejudge_episodes([ep], {task.task_uid: task}, JudgeRunner("deterministic"))
+    assert ep.verdict.status == "passed" and ep.verdict.scoring == "forced"  # no model needed, nothing lost
