@@ -15,7 +15,7 @@ from .bench.catalog import CATEGORIES
 from .bench.tasks import QUERY_TYPES
 from .episodes import Episode
 from .errors import SkillbenchError
-from .settings import JUDGE_BACKENDS, JUDGES, OPTION_DESTS, build_settings
+from .settings import build_settings, option_dests, option_specs
 
 if TYPE_CHECKING:  # the session module pulls in numpy/scipy: imported only when a run is configured
     from .session import ItemSpec, SkillbenchSession
@@ -35,91 +35,23 @@ MARKERS = {"baseline": "skillbench: baseline condition (solver prompt only)",
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """One option per ``opt()`` field of ``settings.Settings`` (flag, dest, help with its default, choices)."""
     g = parser.getgroup("skillbench", "pytest-skillbench: evaluate students on procedural skills")
-    g.addoption("--student", action="append", dest="skillbench_student", default=[], metavar="NAME",
-                help="student to evaluate (repeatable): a registered name, smollm2-135m, replay:PATH, "
-                     "or a model/adapter directory; NAME@checkpoint-N selects a checkpoint")
-    g.addoption("--condition", action="append", dest="skillbench_condition", default=[],
-                choices=("baseline", "curated"), help="condition(s) to run (default both)")
-    g.addoption("--judge", dest="skillbench_judge", default=None, choices=JUDGES,
-                help="deterministic (ANSWER line), deterministic-mixed, llm-only or both")
-    g.addoption("--bench", dest="skillbench_bench", default=None, metavar="bundled|PATH",
-                help="bundled bench, a directory/JSONL in the project's format, or a reference tasks JSON")
-    g.addoption("--catalog", dest="skillbench_catalog", default=None, metavar="PATH",
-                help="skill catalog: a directory of YAML skills or a reference skills.json")
-    g.addoption("--split", dest="skillbench_split", default=None, choices=("holdout", "train"))
-    g.addoption("--max-new-tokens", dest="skillbench_max_new_tokens", default=None, type=int)
-    g.addoption("--batch-size", dest="skillbench_batch_size", default=None, type=int)
-    g.addoption("--device", dest="skillbench_device", default=None, help="cpu, cuda, cuda:1, mps or auto")
-    g.addoption("--dtype", dest="skillbench_dtype", default=None, help="auto, float32, bfloat16 or float16")
-    g.addoption("--repetition-penalty", dest="skillbench_repetition_penalty", default=None, type=float)
-    g.addoption("--thinking", dest="skillbench_thinking", default=None, choices=("keep", "strip", "disable"),
-                help="what happens to <think>...</think> before judging: keep, strip, or disable (the chat "
-                     "template is asked not to think; leftovers stripped); recorded in the manifest")
-    g.addoption("--sft-pair", action="append", dest="skillbench_sft_pair", default=[], metavar="STUDENT=BASE",
-                help="report the SFT contribution of STUDENT over BASE_STUDENT (repeatable; BASE may come from "
-                     "a stored run); also set by base_student in the registry")
-    g.addoption("--allow-path-mismatch", action="store_true", dest="skillbench_allow_path_mismatch", default=False,
-                help="compare students whose inference paths differ (backend, dtype, template, generation, "
-                     "judge), flagging every affected report line instead of refusing")
-    g.addoption("--skillbench-cache", dest="skillbench_cache", default=None, metavar="DIR",
-                help="cache of converted models, generations and judgments")
-    g.addoption("--skillbench-json", dest="skillbench_json", default=None, metavar="PATH", help="JSON report")
-    g.addoption("--skillbench-episodes", dest="skillbench_episodes", default=None, metavar="PATH",
-                help="JSONL of every episode")
-    g.addoption("--skillbench-run-dir", dest="skillbench_run_dir", default=None, metavar="DIR",
-                help="where this run's episodes, manifest and report are written "
-                     "(default .skillbench/runs/<time>-<pid>)")
-    g.addoption("--skillbench-html", dest="skillbench_html", default=None, metavar="PATH|none",
-                help="write the self-contained HTML run viewer here at session end (default RUN_DIR/report.html; "
-                     "'none' writes no page)")
-    g.addoption("--skillbench-seed", dest="skillbench_seed", default=None, type=int,
-                help="seed of the bootstrap resampling")
-    g.addoption("--probe", dest="skillbench_probe", default=None, metavar="generality|PATH",
-                help="run the generality probe (bundled battery, or a probe JSONL) instead of the bench; each "
-                     "student's base is added and the report prints a table against it")
-    g.addoption("--pairwise", action="store_true", dest="skillbench_pairwise", default=False,
-                help="at session end, blind pairwise LLM judging of each student against its base (both orders)")
-    g.addoption("--rubric", action="store_true", dest="skillbench_rubric", default=False,
-                help="at session end, pointwise 1-5 rubric LLM judging of every answered episode")
-    g.addoption("--judge-backend", dest="skillbench_judge_backend", default=None, choices=JUDGE_BACKENDS,
-                help="LLM judge for --judge deterministic-mixed / llm-only / both: anthropic (default; "
-                     "ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), openai (chat-completions) or hf (local model)")
-    g.addoption("--judge-model", dest="skillbench_judge_model", default=None, metavar="NAME",
-                help="judge model (anthropic: claude-sonnet-4-5, openai: gpt-4.1, hf: smollm2-135m or a path)")
-    g.addoption("--judge-concurrency", dest="skillbench_judge_concurrency", default=None, type=int, metavar="N",
-                help="judge requests in flight at once (default 8)")
-    g.addoption("--judge-base-url", dest="skillbench_judge_base_url", default=None, metavar="URL",
-                help="judge endpoint: an OpenAI-compatible /v1 base (openai), or overrides ANTHROPIC_BASE_URL")
-    g.addoption("--judge-api-key-env", dest="skillbench_judge_api_key_env", default=None, metavar="VAR",
-                help="environment variable holding the openai judge's key (default OPENAI_API_KEY)")
-    g.addoption("--judge-timeout", dest="skillbench_judge_timeout", default=None, type=float, metavar="SECONDS",
-                help="timeout of one judge request (default 60)")
-    g.addoption("--judge-max-attempts", dest="skillbench_judge_max_attempts", default=None, type=int, metavar="N",
-                help="tries per judge request; 429/5xx/529/timeouts/dropped connections are retried with "
-                     "exponential backoff and jitter, honouring retry-after (default 6)")
-    g.addoption("--judge-backoff", dest="skillbench_judge_backoff", default=None, type=float, metavar="SECONDS",
-                help="first retry wait, doubled per retry (default 1)")
-    g.addoption("--judge-max-tokens", dest="skillbench_judge_max_tokens", default=None, type=int, metavar="N",
-                help="judge output token budget (default 1024 for API judges, 384 for hf)")
-    g.addoption("--gate", action="append", dest="skillbench_gate", default=[], metavar="EXPR",
-                help="CI gate (repeatable), e.g. 'curated.pass_rate>=0.85', 'delta>=0', 'delta.ci95.low>0', "
-                     "'skill:modus-ponens.curated.pass_rate>=0.6'; exit 1 when one fails, 0 when all hold")
-    g.addoption("--gate-against", dest="skillbench_gate_against", default=None, metavar="REF",
-                help="non-inferiority gate against REF: another student of the run, or a baseline file from "
-                     "`skillbench baseline save` (PATH or PATH::STUDENT)")
-    g.addoption("--gate-margin", dest="skillbench_gate_margin", default=None, type=float, metavar="M",
-                help="non-inferiority margin: fail when the lower bound of the paired 95%% CI of (new - REF) "
-                     "pass rate is below -M, per condition (default 0)")
-    g.addoption("--answer-forcing", dest="skillbench_answer_forcing", default=None, choices=("auto", "on", "off"),
-                help="force an answer where a response has no usable ANSWER line: option log-likelihoods or a "
-                     "short greedy continuation after '\\nANSWER:' (auto: on for local hf students; default auto)")
-    g.addoption("--scoring", dest="skillbench_scoring", default=None, choices=("primary", "strict"),
-                help="primary: the strict verdict when scored, else the forced one; strict: ANSWER-line verdicts "
-                     "only (default primary)")
-    g.addoption("--skillbench-rejudge", dest="skillbench_rejudge", action="store_true", default=False,
-                help="reuse the newest matching stored run: keep its passed/failed episodes, re-judge its "
-                     "error/unscored ones from the stored responses (no regeneration)")
+    for o in option_specs():
+        kw: dict = {"dest": o.dest, "help": o.help}
+        if o.kind == "list":
+            kw.update(action="append", default=[])
+        elif o.kind == "bool":
+            kw.update(action="store_true", default=False)
+        else:
+            kw["default"] = None
+            if o.kind in ("int", "float"):
+                kw["type"] = int if o.kind == "int" else float
+        if o.metavar:
+            kw["metavar"] = o.metavar
+        if o.choices:
+            kw["choices"] = o.choices
+        g.addoption(o.flag, **kw)
 
 
 def pytest_addhooks(pluginmanager) -> None:
@@ -158,7 +90,7 @@ def _project_root(config: pytest.Config):
 
 def _cli_values(config: pytest.Config) -> dict:
     out = {}
-    for dest, field in OPTION_DESTS.items():
+    for dest, field in option_dests().items():
         try:
             out[field] = config.getoption(dest)
         except ValueError:

@@ -1,7 +1,9 @@
 """Settings: command-line options merged over ``[tool.skillbench]`` in pyproject.toml.
 
 Precedence: command line > pyproject.toml > built-in default. Every option is settable in both places under
-the same name with dashes or underscores (``max-new-tokens`` / ``max_new_tokens``).
+the same name with dashes or underscores (``max-new-tokens`` / ``max_new_tokens``). Options are declared once,
+as fields of :class:`Settings` made with :func:`opt` (help, metavar, choices, the default ``--help`` shows);
+``pytest_addoption``, the ``[tool.skillbench]`` keys and the choice checks all read them.
 """
 
 from __future__ import annotations
@@ -21,75 +23,160 @@ from .errors import SkillbenchError
 
 JUDGES = ("deterministic", "deterministic-mixed", "llm-only", "both")
 JUDGE_BACKENDS = ("anthropic", "openai", "hf")
+CONDITIONS = ("baseline", "curated")
+
+
+def opt(default=None, *, help: str, flag: str | None = None, metavar: str | None = None,
+        choices: tuple[str, ...] | None = None, shown: str | None = None, factory=None):
+    """A settings field that is also a command-line option (``--field-name`` unless ``flag`` says otherwise,
+    dest ``skillbench_<field>``) and a ``[tool.skillbench]`` key. ``shown`` is the default as ``--help``
+    prints it when the field's own default (often None = decided later) would not say what happens."""
+    meta = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "shown": shown}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class Settings:
-    student: list[str] = field(default_factory=list)
-    condition: list[str] = field(default_factory=lambda: ["baseline", "curated"])
-    judge: str = "deterministic"
-    bench: str = "bundled"
-    catalog: str | None = None
-    split: str = "holdout"
-    max_new_tokens: int = 512
-    batch_size: int = 16
-    device: str | None = None
-    dtype: str | None = None
-    repetition_penalty: float = 1.05
-    cache: str | None = None
-    json: str | None = None
-    episodes: str | None = None
-    run_dir: str | None = None
-    html: str | None = None  # --skillbench-html: the run viewer page, "none", or unset (RUN_DIR/report.html)
-    seed: int = 20251122
-    resamples: int = 10_000
-    thinking: str | None = None
-    judge_backend: str = "anthropic"
-    judge_model: str | None = None
-    judge_concurrency: int = 8
-    judge_base_url: str | None = None
-    judge_api_key_env: str | None = None
-    judge_timeout: float = 60.0  # seconds per judge request
-    judge_max_attempts: int = 6  # tries per judge request (429/5xx/529/timeouts are retried)
-    judge_backoff: float = 1.0  # first backoff in seconds (doubles per retry, with jitter)
-    judge_max_tokens: int | None = None  # judge output budget (default 1024 for API judges, 384 for hf)
-    rejudge: bool = False
-    sft_pair: list[str] = field(default_factory=list)
-    allow_path_mismatch: bool = False
-    gate: list[str] = field(default_factory=list)
-    gate_against: str | None = None
-    gate_margin: float = 0.0
-    probe: str | None = None  # generality probe: "generality" or a probe JSONL (replaces the bench)
-    pairwise: bool = False  # blind pairwise judging of each student against its base (LLM judge)
-    rubric: bool = False  # pointwise 1-5 rubric judging (LLM judge)
-    answer_forcing: str = "auto"  # auto | on | off: force answers of responses without a usable ANSWER line
-    scoring: str = "primary"  # primary (strict, else forced) | strict (the ANSWER-line verdict only)
-    students: dict = field(default_factory=dict)  # the registry
+    """Every run setting. A field made with :func:`opt` is an option; adding one is adding a field here."""
+
+    student: list[str] = opt(factory=list, metavar="NAME", shown="none",  # noqa: RUF009 (a field)
+                             help="student to evaluate (repeatable): a registered name, smollm2-135m, replay:PATH, "
+                                  "or a model/adapter directory; NAME@checkpoint-N selects a checkpoint")
+    condition: list[str] = opt(factory=lambda: list(CONDITIONS), choices=CONDITIONS, shown="both",  # noqa: RUF009 (a field)
+                               help="condition to run (repeatable)")
+    judge: str = opt("deterministic", choices=JUDGES,
+                     help="deterministic (ANSWER line), deterministic-mixed, llm-only or both")
+    bench: str = opt("bundled", metavar="bundled|PATH",
+                     help="bundled bench, a directory/JSONL in the project's format, or a reference tasks JSON")
+    catalog: str | None = opt(metavar="PATH", shown="the bench's own",
+                              help="skill catalog: a directory of YAML skills or a reference skills.json")
+    split: str = opt("holdout", choices=("holdout", "train"), help="which split of the bench to run")
+    max_new_tokens: int = opt(512, metavar="N",
+                              help="generation budget per response (a registry entry's max_new_tokens wins)")
+    batch_size: int = opt(16, metavar="N", help="rows decoded at once by the generation engine (hf students)")
+    device: str | None = opt(metavar="DEVICE", shown="auto", help="cpu, cuda, cuda:1, mps or auto")
+    dtype: str | None = opt(metavar="DTYPE", shown="auto", help="auto, float32, bfloat16 or float16")
+    repetition_penalty: float = opt(1.05, metavar="X",
+                                    help="repetition penalty of greedy decoding (recorded in the cache key)")
+    cache: str | None = opt(flag="--skillbench-cache", metavar="DIR", shown="~/.cache/pytest-skillbench",
+                            help="cache of converted models, generations and judgments")
+    json: str | None = opt(flag="--skillbench-json", metavar="PATH", shown="none", help="JSON report")
+    episodes: str | None = opt(flag="--skillbench-episodes", metavar="PATH", shown="none",
+                               help="JSONL of every episode")
+    run_dir: str | None = opt(flag="--skillbench-run-dir", metavar="DIR", shown=".skillbench/runs/<time>-<pid>",
+                              help="where this run's episodes, manifest and report are written")
+    html: str | None = opt(flag="--skillbench-html", metavar="PATH|none", shown="RUN_DIR/report.html",
+                           help="write the self-contained HTML run viewer here at session end; 'none' writes "
+                                "no page")
+    seed: int = opt(20251122, flag="--skillbench-seed", metavar="N", help="seed of the bootstrap resampling")
+    resamples: int = 10_000  # bootstrap resamples ([tool.skillbench] only)
+    thinking: str | None = opt(choices=("keep", "strip", "disable"), shown="keep",
+                               help="what happens to <think>...</think> before judging: keep, strip, or disable "
+                                    "(the chat template is asked not to think; leftovers stripped); recorded in "
+                                    "the manifest")
+    judge_backend: str = opt("anthropic", choices=JUDGE_BACKENDS,
+                             help="LLM judge for --judge deterministic-mixed / llm-only / both: anthropic "
+                                  "(ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL), openai (chat-completions) or hf "
+                                  "(local model)")
+    judge_model: str | None = opt(metavar="NAME", shown="anthropic: claude-sonnet-4-5, openai: gpt-4.1, "
+                                                        "hf: smollm2-135m",
+                                  help="judge model (hf: also a path)")
+    judge_concurrency: int = opt(8, metavar="N", help="judge requests in flight at once")
+    judge_base_url: str | None = opt(metavar="URL", shown="the SDK's / https://api.openai.com/v1",
+                                     help="judge endpoint: an OpenAI-compatible /v1 base (openai), or overrides "
+                                          "ANTHROPIC_BASE_URL")
+    judge_api_key_env: str | None = opt(metavar="VAR", shown="OPENAI_API_KEY",
+                                        help="environment variable holding the openai judge's key")
+    judge_timeout: float = opt(60.0, metavar="SECONDS", help="timeout of one judge request")
+    judge_max_attempts: int = opt(6, metavar="N",
+                                  help="tries per judge request; 429/5xx/529/timeouts/dropped connections are "
+                                       "retried with exponential backoff and jitter, honouring retry-after")
+    judge_backoff: float = opt(1.0, metavar="SECONDS", help="first retry wait, doubled per retry")
+    judge_max_tokens: int | None = opt(metavar="N", shown="1024 for API judges, 384 for hf",
+                                       help="judge output token budget")
+    rejudge: bool = opt(False, flag="--skillbench-rejudge",
+                        help="reuse the newest matching stored run: keep its passed/failed episodes, re-judge its "
+                             "error/unscored ones from the stored responses (no regeneration)")
+    sft_pair: list[str] = opt(factory=list, metavar="STUDENT=BASE", shown="none",  # noqa: RUF009 (a field)
+                              help="report the SFT contribution of STUDENT over BASE_STUDENT (repeatable; BASE may "
+                                   "come from a stored run); also set by base_student in the registry")
+    allow_path_mismatch: bool = opt(False, help="compare students whose inference paths differ (backend, dtype, "
+                                                "template, generation, judge), flagging every affected report line "
+                                                "instead of refusing")
+    gate: list[str] = opt(factory=list, metavar="EXPR", shown="none",  # noqa: RUF009 (a field)
+                          help="CI gate (repeatable), e.g. 'curated.pass_rate>=0.85', 'delta>=0', "
+                               "'delta.ci95.low>0', 'skill:modus-ponens.curated.pass_rate>=0.6'; exit 1 when one "
+                               "fails, 0 when all hold")
+    gate_against: str | None = opt(metavar="REF", shown="none",
+                                   help="non-inferiority gate against REF: another student of the run, or a "
+                                        "baseline file from `skillbench baseline save` (PATH or PATH::STUDENT)")
+    gate_margin: float = opt(0.0, metavar="M",
+                             help="non-inferiority margin: fail when the lower bound of the paired 95%% CI of "
+                                  "(new - REF) pass rate is below -M, per condition")
+    probe: str | None = opt(metavar="generality|PATH", shown="none",
+                            help="run the generality probe (bundled battery, or a probe JSONL) instead of the "
+                                 "bench; each student's base is added and the report prints a table against it")
+    pairwise: bool = opt(False, help="at session end, blind pairwise LLM judging of each student against its base "
+                                     "(both orders)")
+    rubric: bool = opt(False, help="at session end, pointwise 1-5 rubric LLM judging of every answered episode")
+    answer_forcing: str = opt("auto", choices=("auto", "on", "off"),
+                              help="force an answer where a response has no usable ANSWER line: option "
+                                   "log-likelihoods or a short greedy continuation after '\\nANSWER:' (auto: on "
+                                   "for local hf students)")
+    scoring: str = opt("primary", choices=("primary", "strict"),
+                       help="primary: the strict verdict when scored, else the forced one; strict: ANSWER-line "
+                            "verdicts only")
+    students: dict = field(default_factory=dict)  # the registry ([tool.skillbench.students] only)
 
 
-# option dest -> settings field
-OPTION_DESTS = {
-    "skillbench_student": "student", "skillbench_condition": "condition", "skillbench_judge": "judge",
-    "skillbench_bench": "bench", "skillbench_catalog": "catalog", "skillbench_split": "split",
-    "skillbench_max_new_tokens": "max_new_tokens", "skillbench_batch_size": "batch_size",
-    "skillbench_device": "device", "skillbench_dtype": "dtype",
-    "skillbench_repetition_penalty": "repetition_penalty", "skillbench_cache": "cache",
-    "skillbench_json": "json", "skillbench_episodes": "episodes", "skillbench_run_dir": "run_dir",
-    "skillbench_html": "html",
-    "skillbench_seed": "seed", "skillbench_thinking": "thinking", "skillbench_judge_backend": "judge_backend",
-    "skillbench_judge_model": "judge_model", "skillbench_judge_concurrency": "judge_concurrency",
-    "skillbench_judge_base_url": "judge_base_url", "skillbench_rejudge": "rejudge",
-    "skillbench_judge_api_key_env": "judge_api_key_env", "skillbench_judge_timeout": "judge_timeout",
-    "skillbench_judge_max_attempts": "judge_max_attempts", "skillbench_judge_backoff": "judge_backoff",
-    "skillbench_judge_max_tokens": "judge_max_tokens",
-    "skillbench_sft_pair": "sft_pair", "skillbench_allow_path_mismatch": "allow_path_mismatch",
-    "skillbench_gate": "gate", "skillbench_gate_against": "gate_against", "skillbench_gate_margin": "gate_margin",
-    "skillbench_probe": "probe", "skillbench_pairwise": "pairwise", "skillbench_rubric": "rubric",
-    "skillbench_answer_forcing": "answer_forcing", "skillbench_scoring": "scoring",
-}
-# pyproject aliases (so the config file can use the option's own name)
-_ALIASES = {"skillbench_cache": "cache", "skillbench_json": "json", "skillbench_episodes": "episodes",
-            "skillbench_rejudge": "rejudge", "skillbench_run_dir": "run_dir", "skillbench_html": "html"}
+@dataclass(frozen=True)
+class OptionSpec:
+    """One command-line option, derived from its settings field."""
+
+    field: str
+    flag: str
+    dest: str
+    help: str
+    metavar: str | None
+    choices: tuple[str, ...] | None
+    kind: str  # "list" (repeatable), "bool" (a switch), "int", "float" or "str"
+
+
+def _shown_default(f) -> str:
+    if f.metadata.get("shown") is not None:
+        return f.metadata["shown"]
+    value = f.default
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@functools.cache
+def option_specs() -> tuple[OptionSpec, ...]:
+    """The options, in field order: what ``pytest_addoption`` registers and ``build_settings`` reads."""
+    out = []
+    for f in fields(Settings):
+        if "help" not in f.metadata:
+            continue
+        typ, _ = _field_types()[f.name]
+        kind = {list: "list", bool: "bool", int: "int", float: "float"}.get(typ, "str")
+        out.append(OptionSpec(field=f.name, flag=f.metadata["flag"] or "--" + f.name.replace("_", "-"),
+                              dest=f"skillbench_{f.name}", metavar=f.metadata["metavar"],
+                              choices=f.metadata["choices"], kind=kind,
+                              help=f"{f.metadata['help']} (default: {_shown_default(f)})"))
+    return tuple(out)
+
+
+def option_dests() -> dict[str, str]:
+    """option dest -> settings field."""
+    return {o.dest: o.field for o in option_specs()}
+
+
+def _key_aliases() -> dict[str, str]:
+    """[tool.skillbench] keys: the field name, or the option's own name (``skillbench-json``), with - or _."""
+    return {o.flag.lstrip("-").replace("-", "_"): o.field for o in option_specs()}
 
 
 def has_skillbench_table(path: Path) -> bool:
@@ -173,9 +260,10 @@ def build_settings(cli: dict, root: Path) -> Settings:
     s = Settings()
     file_cfg = read_pyproject(root)
     valid = {f.name for f in fields(Settings)}
+    aliases = _key_aliases()
     for raw_key, value in file_cfg.items():
         key = raw_key.replace("-", "_")
-        key = _ALIASES.get(key, key)
+        key = aliases.get(key, key)
         if key not in valid:
             raise SkillbenchError(f"{root / 'pyproject.toml'} [tool.skillbench]: unknown key {raw_key!r}")
         setattr(s, key, _coerce(key, value, f"{root / 'pyproject.toml'} [tool.skillbench]"))
@@ -183,20 +271,14 @@ def build_settings(cli: dict, root: Path) -> Settings:
         if value is None or value == [] or value is False:
             continue
         setattr(s, key, _coerce(key, value, f"--{key.replace('_', '-')}"))
-    if s.judge not in JUDGES:
-        raise SkillbenchError(f"--judge {s.judge!r} is not one of {', '.join(JUDGES)}")
-    if s.judge_backend not in JUDGE_BACKENDS:
-        raise SkillbenchError(f"--judge-backend {s.judge_backend!r} is not one of {', '.join(JUDGE_BACKENDS)}")
-    if s.answer_forcing not in ("auto", "on", "off"):
-        raise SkillbenchError(f"--answer-forcing {s.answer_forcing!r} is not one of auto, on, off")
-    if s.scoring not in ("primary", "strict"):
-        raise SkillbenchError(f"--scoring {s.scoring!r} is not one of primary, strict")
+    for o in option_specs():  # choices hold for values from the file too (argparse checks only the CLI)
+        value = getattr(s, o.field)
+        for v in (value if isinstance(value, list) else [value]):
+            if o.choices and v is not None and v not in o.choices:
+                raise SkillbenchError(f"{o.flag} {v!r} is not one of {', '.join(o.choices)}")
     if s.judge_concurrency < 1:
         raise SkillbenchError(f"--judge-concurrency must be at least 1, got {s.judge_concurrency}")
-    for c in s.condition:
-        if c not in ("baseline", "curated"):
-            raise SkillbenchError(f"--condition {c!r} is not baseline or curated")
-    s.condition = [c for c in ("baseline", "curated") if c in s.condition]
+    s.condition = [c for c in CONDITIONS if c in s.condition]
     for key in ("cache", "json", "episodes", "run_dir"):
         value = getattr(s, key)
         if value and not Path(value).expanduser().is_absolute():
