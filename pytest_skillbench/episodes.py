@@ -47,7 +47,7 @@ class Verdict:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Verdict":
+    def from_dict(cls, d: dict) -> Verdict:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
@@ -72,7 +72,7 @@ class Episode:
         return {f: self.verdict.to_dict() if f == "verdict" else _plain(getattr(self, f)) for f in _EPISODE_FIELDS}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Episode":
+    def from_dict(cls, d: dict) -> Episode:
         d = dict(d)
         d["verdict"] = Verdict.from_dict(d.get("verdict") or {"status": "error", "reason": "missing verdict"})
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
@@ -97,15 +97,14 @@ def write_episodes(path: str | Path, episodes: list[Episode]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
-        for ep in episodes:
-            fh.write(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(ep.to_dict(), ensure_ascii=False) + "\n" for ep in episodes)
 
 
 def read_episodes(path: str | Path) -> list[Episode]:
     path = Path(path)
     out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
     except OSError as exc:
         raise SkillbenchError(f"cannot read episodes: {exc.strerror}", path=path) from None
     for n, line in enumerate(lines, 1):

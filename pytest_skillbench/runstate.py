@@ -121,7 +121,7 @@ def read_shards(paths) -> dict[tuple[str, str, str], Episode]:
     out: dict[tuple[str, str, str], Episode] = {}
     for path in paths:
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
         except OSError:
             continue
         for line in lines:

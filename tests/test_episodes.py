@@ -42,3 +42,12 @@ def test_forced_verdict_fields_round_trip(tmp_path):
     write_episodes(tmp_path / "e.jsonl", [ep])
     back = read_episodes(tmp_path / "e.jsonl")[0]
     assert back.verdict.scoring == "forced" and back.verdict.extra == ep.verdict.extra
+
+
+def test_a_response_with_unicode_line_separators_round_trips(tmp_path):
+    """str.splitlines() also breaks at U+2028/U+2029, which json.dumps(ensure_ascii=False) writes raw."""
+    ep = _episode()
+    ep.response = "first\u2028second\u2029third\nANSWER: no"
+    write_episodes(tmp_path / "e.jsonl", [ep, _episode()])
+    back = read_episodes(tmp_path / "e.jsonl")
+    assert len(back) == 2 and back[0].response == ep.response

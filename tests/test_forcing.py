@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 
 import pytest
+from test_hf_backend import CountingForward, run_some, session_for
 
 from pytest_skillbench import forcing
 from pytest_skillbench.bench.tasks import Task
@@ -19,8 +20,6 @@ from pytest_skillbench.judges import deterministic
 from pytest_skillbench.prompts import messages
 from pytest_skillbench.report.summary import build_report
 from pytest_skillbench.students.engine import ForceSpec, greedy_generate
-
-from test_hf_backend import CountingForward, run_some, session_for
 
 
 def _task(qt="YES_NO", answer="yes", question="Is it? Answer yes or no.", passage="A passage.", **kw) -> Task:

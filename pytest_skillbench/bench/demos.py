@@ -26,7 +26,7 @@ class Demo:
 def load_demos(path: str | Path, catalog=None, errors: list | None = None) -> list[Demo]:
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
     except OSError as exc:
         raise SkillbenchError(f"cannot read demos: {exc.strerror}", path=path) from None
     out = []

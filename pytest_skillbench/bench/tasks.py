@@ -224,7 +224,7 @@ def load_tasks(path: str | Path, catalog: Catalog | None = None,
     """Load a JSONL task file. With ``errors`` given, defects are collected there instead of raised."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
     except OSError as exc:
         raise SkillbenchError(f"cannot read task file: {exc.strerror}", path=path) from None
     tasks: list[Task] = []
@@ -254,8 +254,7 @@ def load_tasks(path: str | Path, catalog: Catalog | None = None,
 
 def write_tasks(path: str | Path, tasks: list[Task]) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        for t in tasks:
-            fh.write(json.dumps(t.to_dict(), ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(t.to_dict(), ensure_ascii=False) + "\n" for t in tasks)
 
 
 @dataclass

@@ -18,7 +18,7 @@ class ReplayBackend(Backend):
         self.path = Path(spec.path or "")
         self.responses: dict[tuple[str, str], dict] = {}
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            lines = self.path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
         except OSError as exc:
             raise SkillbenchError(f"cannot read replay file: {exc.strerror}", path=self.path) from None
         for n, line in enumerate(lines, 1):
