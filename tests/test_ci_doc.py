@@ -71,3 +71,18 @@ def test_the_gate_step_runs(tmp_path, capsys):
     assert bad.returncode == 1 and out.strip() == "status=1"
     assert "::error::a gate failed: v2.2 is worse than baselines/v2.0.json" in bad.stdout
     assert "gate FAIL  non-inferiority v2.2 vs v2.0" in bad.stdout
+
+
+def test_ci_runs_the_readme_blocks_as_written():
+    """.ci/run reads its set-up + main job and test commands out of README.md (no second copy to drift)."""
+    script = (REPO / ".ci" / "run").read_text()
+    awk = re.search(r"block\(\) \{.*?\n  (awk .*?)\n\}", script, re.DOTALL).group(1)
+    out = {}
+    for name in ("setup", "test"):
+        res = subprocess.run(["bash", "-c", f'block() {{ {awk.replace("$1", name)}; }}; block'], cwd=REPO,
+                             capture_output=True, text=True, check=True)
+        out[name] = res.stdout.strip()
+    assert 'pip install -e ".[dev]"' in out["setup"]  # the tests' own deps (hypothesis) come with the set-up
+    assert out["setup"].endswith("pytest --student smollm2-135m --max-new-tokens 256")
+    assert out["test"] == "python -m pytest -n 2"
+    assert '"hypothesis' in (REPO / "pyproject.toml").read_text().split("dev = [", 1)[1].split("]", 1)[0]
