@@ -3,8 +3,8 @@
     python benchmarks/train_smollm2_lora.py [--out benchmarks/out/smollm2-lora] [--max-steps N]
         [--max-new-tokens 256] [-k EXPR] [--train-arg=--lr=1e-4 ...] [--skip-train]
 
-1. ``python -m training --base smollm2-135m --out OUT`` on the bundled demo corpus (120 rows) with the
-   reference defaults (LoRA r 8 / alpha 16 / dropout 0.05 all-linear, 3 epochs, lr 2e-4 cosine, warmup 0.03,
+1. ``python -m pytest_skillbench.training --base smollm2-135m --out OUT`` on the bundled demo corpus
+   (120 rows) with the reference defaults (LoRA r 8 / alpha 16 / dropout 0.05 all-linear, 3 epochs, lr 2e-4 cosine, warmup 0.03,
    effective batch 8), on CPU in fp32.
 2. ``pytest --student smollm2-135m --student smollm2-lora --sft-pair smollm2-lora=smollm2-135m`` on the holdout
    (both conditions), from a scratch project whose pyproject.toml registers the adapter, so the report has
@@ -52,7 +52,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "smollm2-lora"))
     ap.add_argument("--max-steps", type=int, default=None, help="stop training after N steps (smoke check)")
-    ap.add_argument("--train-arg", action="append", default=[], help="extra argument for python -m training")
+    ap.add_argument("--train-arg", action="append", default=[], 
+                    help="extra argument for python -m pytest_skillbench.training")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16, help="generation batch size")
     ap.add_argument("-k", dest="keyword", default=None, help="pytest -k expression (subset of the holdout)")
@@ -66,7 +67,7 @@ def main() -> int:
     result: dict = {"machine": machine(), "out": str(out)}
 
     if not a.skip_train:
-        cmd = [py, "-m", "training", "--base", "smollm2-135m", "--out", str(out)]
+        cmd = [py, "-m", "pytest_skillbench.training", "--base", "smollm2-135m", "--out", str(out)]
         if a.max_steps:
             cmd += ["--max-steps", str(a.max_steps)]
         cmd += a.train_arg
@@ -74,7 +75,7 @@ def main() -> int:
         if rc != 0:
             print(f"training failed (rc {rc}); see {work / 'train.log'}")
             return rc
-        result["train_command"] = " ".join(["python", "-m", "training"] + cmd[3:])
+        result["train_command"] = " ".join(["python", "-m", "pytest_skillbench.training"] + cmd[3:])
         result["train_wall_seconds"] = secs
     manifest = json.loads((out / "training_manifest.json").read_text())
     steps = manifest.get("steps") or []

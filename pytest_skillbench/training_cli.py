@@ -7,14 +7,14 @@ from __future__ import annotations
 
 
 def _cmd_train(args) -> int:
-    from training.train import run_train
+    from pytest_skillbench.training.train import run_train
 
     run_train(args)
     return 0
 
 
 def register(sub) -> None:
-    from training import corpus, trace, train
+    from pytest_skillbench.training import corpus, trace, train
 
     p = sub.add_parser("train", help="LoRA / partial / full SFT of a student on a chat-rows corpus")
     train.add_train_arguments(p)

@@ -30,6 +30,24 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PYPROJECT = '[project]\nname = "demo"\n\n[tool.skillbench]\n# a comment that must survive\nmax-new-tokens = 8\n'
 
 
+def test_training_installs_under_the_package_not_as_a_top_level_training(tmp_path):
+    """The repository's training/ folder is importable as pytest_skillbench.training and as nothing else:
+    a generic top-level ``training`` in site-packages would shadow (or be shadowed by) users' own modules."""
+    import subprocess
+    import sys
+
+    cfg = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "training" not in cfg["packages"] and "pytest_skillbench.training" in cfg["packages"]
+    assert cfg["package-dir"]["pytest_skillbench.training"] == "training"
+    code = ("import importlib.util, pytest_skillbench.training.train as t; "
+            "print(importlib.util.find_spec('training') is None, t.__name__)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # outside the checkout: installed names only
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "pytest_skillbench.training.train"]
+
+
 def demo_lines(condition: str | None = None) -> list[str]:
     lines = [ln for ln in DEMOS.read_text().splitlines() if ln.strip()]
     if condition:
@@ -47,7 +65,7 @@ def short_corpus(tmp_path_factory) -> Path:
 
 
 def train_args(*argv: str) -> argparse.Namespace:
-    from training.train import build_parser
+    from pytest_skillbench.training.train import build_parser
 
     return build_parser().parse_args(list(argv))
 
@@ -63,7 +81,7 @@ def run_in(directory: Path, fn, *a, **kw):
 
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir, short_corpus, tmp_path_factory):
-    from training.train import run_train
+    from pytest_skillbench.training.train import run_train
 
     proj = tmp_path_factory.mktemp("proj")
     (proj / "pyproject.toml").write_text(PYPROJECT)
@@ -85,7 +103,7 @@ def tokenizer(tiny_tokenizer_dir):
 
 
 def test_template_patch_renders_byte_identical_text(tokenizer):
-    from training.templates import has_generation_markers, patch_template
+    from pytest_skillbench.training.templates import has_generation_markers, patch_template
 
     convs = [json.loads(ln)["messages"] for ln in demo_lines()[::6]]
     convs += [[{"role": "user", "content": "Q"}, {"role": "assistant", "content": "<think>\nr\n</think>\n\nA"}]]
@@ -116,9 +134,9 @@ def test_template_patch_renders_byte_identical_text(tokenizer):
 
 # -- verified assistant-only mask ---------------------------------------------------------------------------------
 def test_mask_check_passes_on_demo_rows(tokenizer):
-    from training.corpus import load_chat_rows
-    from training.masks import verify_corpus
-    from training.templates import patch_template
+    from pytest_skillbench.training.corpus import load_chat_rows
+    from pytest_skillbench.training.masks import verify_corpus
+    from pytest_skillbench.training.templates import patch_template
 
     patched, _ = patch_template(tokenizer)
     rows = load_chat_rows(DEMOS)[::8]
@@ -131,9 +149,9 @@ def test_mask_check_passes_on_demo_rows(tokenizer):
 
 
 def test_mask_check_refuses_bad_rows_naming_them(tokenizer, tmp_path, tiny_model_dir):
-    from training.corpus import load_chat_rows
-    from training.masks import verify_corpus
-    from training.templates import patch_template
+    from pytest_skillbench.training.corpus import load_chat_rows
+    from pytest_skillbench.training.masks import verify_corpus
+    from pytest_skillbench.training.templates import patch_template
 
     patched, _ = patch_template(tokenizer)
     good = demo_lines("baseline")[0]
@@ -155,7 +173,7 @@ def test_mask_check_refuses_bad_rows_naming_them(tokenizer, tmp_path, tiny_model
         verify_corpus(tokenizer, load_chat_rows(p), CHATML, 2048)
     # the train command refuses before loading the model, naming the row
     p.write_text(good + "\n" + json.dumps(empty) + "\n")
-    from training.train import run_train
+    from pytest_skillbench.training.train import run_train
 
     with pytest.raises(SkillbenchError, match=r"bad\.jsonl:2 .*no assistant content"):
         run_in(tmp_path, run_train, train_args("--base", str(tiny_model_dir), "--corpus", str(p),
@@ -181,7 +199,7 @@ def test_lora_trains_and_the_loss_goes_down(lora_run):
     assert [s["step"] for s in disk["steps"]] == [1, 2, 3, 4, 5, 6]
     from transformers import AutoTokenizer
 
-    from training.templates import has_generation_markers, template_hash
+    from pytest_skillbench.training.templates import has_generation_markers, template_hash
 
     saved = AutoTokenizer.from_pretrained(str(out)).chat_template
     assert has_generation_markers(saved) and template_hash(saved) == disk["chat_template_hash"]
@@ -201,7 +219,7 @@ def test_name_appends_a_registry_entry(lora_run):
     assert spec.adapter == str(out.resolve())
     ck = resolve_student("v1@checkpoint-3", registry, proj)
     assert ck.adapter == str(out / "checkpoint-3") and ck.name == "v1@checkpoint-3"
-    from training.registry import check_name_free
+    from pytest_skillbench.training.registry import check_name_free
 
     with pytest.raises(SkillbenchError, match="already registered"):
         check_name_free("v1", proj)
@@ -231,7 +249,7 @@ def test_partial_mode_trains_exactly_the_intended_parameters(tiny_model_dir, sho
     import torch
     from safetensors.torch import load_file
 
-    from training.train import run_train
+    from pytest_skillbench.training.train import run_train
 
     out = tmp_path / "partial"
     m = run_in(tmp_path, run_train, train_args(
@@ -252,7 +270,7 @@ def test_partial_mode_trains_exactly_the_intended_parameters(tiny_model_dir, sho
 def test_partial_setup_with_embeddings_keeps_the_tie(tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    from training.train import setup_partial
+    from pytest_skillbench.training.train import setup_partial
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     info = setup_partial(model, 2, train_embeddings=True)
@@ -264,7 +282,7 @@ def test_partial_setup_with_embeddings_keeps_the_tie(tiny_model_dir):
 
 # -- options ----------------------------------------------------------------------------------------------------
 def test_optim_8bit_needs_cuda_unless_fallback_allowed():
-    from training.train import choose_optim, resolved_hparams
+    from pytest_skillbench.training.train import choose_optim, resolved_hparams
 
     with pytest.raises(SkillbenchError, match="needs CUDA.*--allow-optim-fallback"):
         choose_optim("adamw_8bit", False, cuda=False, bnb=True)
@@ -297,8 +315,8 @@ def test_cli_registers_train_trace_and_corpus():
 
 # -- corpus pipeline ----------------------------------------------------------------------------------------------
 def test_trace_then_corpus_build(tmp_path):
-    from training.corpus import build_corpus, load_chat_rows
-    from training.trace import run_trace
+    from pytest_skillbench.training.corpus import build_corpus, load_chat_rows
+    from pytest_skillbench.training.trace import run_trace
 
     bench = load_bench("bundled")
     skills = ["modus-ponens", "modus-tollens"]
@@ -327,7 +345,7 @@ def test_trace_then_corpus_build(tmp_path):
     assert mixed["rows"] == len(unique) and mixed["dropped"]["duplicate"] == 2 * len(passed) - len(unique)
     assert all("--- SKILL:" not in r.messages[0]["content"] for r in load_chat_rows(tmp_path / "m.jsonl"))
 
-    from training.corpus import ceiling_skills
+    from pytest_skillbench.training.corpus import ceiling_skills
 
     rates = ceiling_skills(tmp_path / "trace", 0.0)  # every skill with its baseline pass rate
     top = max(rates, key=rates.get)

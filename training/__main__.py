@@ -1,4 +1,9 @@
-"""``python -m training ARGS`` (= ``skillbench train ARGS``; also ``accelerate launch -m training ARGS``)."""
+"""``python -m pytest_skillbench.training ARGS`` (= ``skillbench train ARGS``; also
+``accelerate launch -m pytest_skillbench.training ARGS``).
+
+The repository folder ``training/`` is installed as ``pytest_skillbench.training`` (setuptools package-dir),
+so no generic top-level ``training`` package lands in site-packages.
+"""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``skillbench train`` / ``python -m training``: LoRA, partial or full SFT with TRL + PEFT.
+"""``skillbench train`` / ``python -m pytest_skillbench.training``: LoRA, partial or full SFT (TRL + PEFT).
 
 The run is: resolve the base -> read the corpus -> patch the chat template (``templates``) and check that it
 renders every row byte-identically -> verify the assistant-only loss mask on every row (``masks``) -> train
@@ -6,7 +6,8 @@ with ``SFTTrainer`` on the verified token ids and labels -> write the adapter (o
 with the patched template and ``training_manifest.json``; optionally register the result as a student.
 
 Heavy imports (torch, transformers, peft, trl) happen inside ``run_train`` so ``skillbench --help`` stays fast.
-Multi-GPU: ``accelerate launch -m training ARGS`` (see docs/training.md); only the main process writes files.
+Multi-GPU: ``accelerate launch -m pytest_skillbench.training ARGS`` (see docs/training.md); only the main
+process writes files.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pytest_skillbench.training", description=__doc__.split("\n")[0])
     add_train_arguments(p)
     return p
 
