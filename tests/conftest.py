@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
 from pathlib import Path
 
@@ -18,6 +19,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+USER_CACHE_ENV = {k: os.environ.get(k) for k in ("SKILLBENCH_CACHE", "XDG_CACHE_HOME")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_caches(tmp_path_factory):
+    """The suite never writes into the user's caches: ``$SKILLBENCH_CACHE`` (generations, judgments, the
+    converted embedded model) and ``~/.cache`` (``$XDG_CACHE_HOME``) point into this session's temporary
+    directory, for every test and every pytest subprocess the tests start (they inherit the environment).
+    Session-scoped so that module fixtures see it too; shared by the session so a conversion happens once."""
+    root = tmp_path_factory.getbasetemp() / "hermetic"
+    dirs = {"SKILLBENCH_CACHE": root / "skillbench-cache", "XDG_CACHE_HOME": root / "xdg-cache"}
+    with pytest.MonkeyPatch.context() as mp:
+        for var, path in dirs.items():
+            path.mkdir(parents=True, exist_ok=True)
+            mp.setenv(var, str(path))
+        yield dirs
 
 
 def _train_bpe_tokenizer():
