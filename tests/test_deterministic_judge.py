@@ -59,3 +59,14 @@ def test_normalisation():
     assert normalise("The Straw-Men.") == "straw men"
     assert normalise("An analogy") == "analogy"
     assert normalise("glass") == "glass"
+
+
+def test_number_words_read_as_digits():
+    from pytest_skillbench.bench.tasks import Task
+    from pytest_skillbench.judges.deterministic import judge
+
+    t = Task(task_uid="0000-0000-0000-0009", skill="modus-ponens", query_type="SINGLE_WORD", title="t",
+             passage="p", question="How many? Answer with the number.", answer="2", must_identify=("x",))
+    assert judge(t, "ANSWER: two").status == "passed"
+    assert judge(t, "ANSWER: Two.").status == "passed"
+    assert judge(t, "ANSWER: three").status == "failed"

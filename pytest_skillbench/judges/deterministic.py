@@ -63,12 +63,18 @@ def _singular(word: str) -> str:
     return word
 
 
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+
 def normalise(text: str) -> str:
     text = clean(text).lower().replace("-", " ").replace("_", " ")
     words = re.sub(r"[^\w\s']", " ", text).split()
     while words and words[0] in _ARTICLES and len(words) > 1:
         words = words[1:]
-    return " ".join(_singular(w) for w in words)
+    # number words up to twenty read as digits ("two" matches the gold "2")
+    return " ".join(_NUMBER_WORDS.get(w, _singular(w)) for w in words)
 
 
 def without_honorifics(normalised: str) -> str:
