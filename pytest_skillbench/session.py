@@ -135,11 +135,14 @@ class SkillbenchSession:
             and not s.probe
         plan = {}
         for name, spec in self.specs.items():
-            can = spec.backend == "hf"
+            # forcing reads on from the engine's own rows: local hf students on the engine (not engine = "generate")
+            can = spec.backend == "hf" and getattr(spec, "engine", None) != "generate"
             if active and s.answer_forcing == "on" and not can:
-                raise SkillbenchError(f"--answer-forcing on: student {name!r} ({spec.backend} backend) cannot have "
-                                      "its answers forced: forcing reads the model's own log-probabilities, which "
-                                      "only local hf students give (use --answer-forcing auto or off)")
+                how = "engine = \"generate\"" if spec.backend == "hf" else f"{spec.backend} backend"
+                raise SkillbenchError(f"--answer-forcing on: student {name!r} ({how}) cannot have its answers "
+                                      "forced: forcing reads the model's own log-probabilities on the decoding "
+                                      "engine, which only local hf students on the engine give (use "
+                                      "--answer-forcing auto or off)")
             plan[name] = active and can
         return plan
 
@@ -278,7 +281,7 @@ class SkillbenchSession:
         force = self.forcing.get(student, False)
         reqs = [GenRequest(s.task.task_uid, s.condition, request_messages(self, s),
                            force=target_for(s.task) if force and s.condition != "probe" else None) for s in pending]
-        progress = ProgressPrinter(student, self.write)
+        progress = ProgressPrinter(student, self.write, max_new_tokens=getattr(backend, "max_new_tokens", None))
         t0 = time.perf_counter()
         results = generate_cached(backend, reqs, self.store, progress=progress, force=force,
                                   force_store=self.force_store, bench_version=self.bench.version)
