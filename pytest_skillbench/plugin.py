@@ -278,10 +278,21 @@ def pytest_ignore_collect(collection_path, config: pytest.Config):
 
 
 class SkillbenchCollector(pytest.Collector):
-    """Stands for the task file; its children are the (student, condition, task) items."""
+    """Stands for the task file; its children are the (student, condition, task) items.
 
-    def collect(self):  # pragma: no cover - items are created directly
-        return []
+    A real collector in the session's collection tree, so pytest counts its items like any others
+    (``collected 400 items / 390 deselected / 10 selected``) and ``--co``, ``-q``, ``--lf``, xdist and
+    JUnit see them. Not a ``pytest.File``: ``--lf`` would then skip it whenever the failures it
+    remembers lie in another file."""
+
+    def collect(self):
+        from .session import item_name
+
+        sb = self.config.stash[SESSION_KEY]
+        for spec in sb.item_specs():
+            iname = item_name(spec)
+            # An explicit string id parses into the same structured id --lf compares against.
+            yield SkillbenchItem.from_parent(self, name=iname, nodeid=f"{self.nodeid}::{iname}", spec=spec)
 
 
 class SkillbenchFailure(Exception):
@@ -334,21 +345,17 @@ class SkillbenchItem(pytest.Item):
         return self.path, None, self.nodeid
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    sb = _session(config)
-    if sb is None:
-        return
-    from .session import item_name
-
-    name = sb.split_file_name()
-    parent = SkillbenchCollector.from_parent(session, name=name, nodeid=name)
-    new = []
-    for spec in sb.item_specs():
-        iname = item_name(spec)
-        # An explicit string id parses into the same structured id --lf compares against.
-        new.append(SkillbenchItem.from_parent(parent, name=iname, nodeid=f"{name}::{iname}", spec=spec))
-    items[:0] = new
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """The session's own collection report gains the bench collector as its first child, so its items are
+    collected (and counted) through pytest's normal collection, before -k/-m/--lf deselect any."""
+    report = yield
+    if isinstance(collector, pytest.Session):
+        sb = _session(collector.config)
+        if sb is not None and report.passed:
+            name = sb.split_file_name()
+            report.result.insert(0, SkillbenchCollector.from_parent(collector, name=name, nodeid=name))
+    return report
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -397,8 +404,8 @@ class _Recorder:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     sb = _session(session.config)
-    if sb is None or sb.is_worker:
-        return
+    if sb is None or sb.is_worker or session.config.option.collectonly:
+        return  # --co runs nothing: no report, no run directory
     sb.report = sb.finish()
     _prune_phase_reports(session.config, sb)
     # Exit status for CI (gates.py): 3 episodes in error (infrastructure), else with gates 0 all hold / 1 one

@@ -11,6 +11,9 @@ import os
 import random
 from pathlib import Path
 
+# The plugin no longer imports numpy when it loads, so its first import could happen inside an in-process
+# pytester run, whose sys.modules snapshot then drops it; numpy's C extension cannot be loaded twice.
+import numpy  # noqa: F401
 import pytest
 
 from pytest_skillbench.bench import bundled_dir, load_bench

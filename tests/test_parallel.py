@@ -22,7 +22,7 @@ def run(pytester, *args):
 
 def normalised(path) -> dict:
     rep = json.loads(path.read_text())
-    for key in ("started", "finished", "run_dir"):
+    for key in ("started", "finished", "run_dir", "command"):
         rep["run"].pop(key, None)
     return rep
 

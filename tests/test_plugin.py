@@ -95,6 +95,26 @@ def test_last_failed_reruns_only_failures(pytester, replay_file):
     second.assert_outcomes(failed=failed, deselected=400 - failed)
 
 
+def test_collection_is_counted_by_pytest(pytester, replay_file, bundled_bench):
+    """Items come from a real collector: pytest counts them before -k deselects (--co, -q, xdist, JUnit)."""
+    tasks = bundled_bench.split("holdout")
+    total, mp = 2 * len(tasks), 2 * sum(t.skill == "modus-ponens" for t in tasks)
+    co = run(pytester, "--student", f"replay:{replay_file}", "--co", "-k", "modus_ponens")
+    assert co.ret == 0
+    co.stdout.fnmatch_lines([f"*{mp}/{total} tests collected ({total - mp} deselected)*"])
+    assert "<SkillbenchCollector holdout.jsonl>" in co.stdout.str()
+    assert not (pytester.path / ".skillbench").exists()  # --co runs nothing and writes no run
+    res = run(pytester, "--student", f"replay:{replay_file}", "-q", "-k", "modus_ponens",
+              "--junitxml", str(pytester.path / "j.xml"))
+    outcomes = res.parseoutcomes()
+    assert outcomes["deselected"] == total - mp
+    assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "unscored")) == mp
+    junit = (pytester.path / "j.xml").read_text()
+    assert junit.count("<testcase ") == mp
+    dist = run(pytester, "--student", f"replay:{replay_file}", "-n", "2", "-k", "modus_ponens")
+    dist.stdout.fnmatch_lines([f"*2 workers [[]{mp} items[]]*"])
+
+
 def test_xdist_gives_the_same_numbers(pytester, replay_file):
     reports = []
     for n in ("0", "2"):
