@@ -6,6 +6,7 @@ The work lives in ``session.SkillbenchSession``; each hook here is a few lines t
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -201,7 +202,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config):
 
 
 def _live_writer(config: pytest.Config):
-    """Progress lines that reach the terminal even while pytest captures output."""
+    """Progress lines that reach the terminal even while pytest captures output. On a terminal the writer
+    also carries ``rewrite(line, final)``: the progress printer then updates one line in place through
+    pytest's terminal writer (ended by ``final``) instead of printing a line every few seconds."""
     import sys
 
     def write(line: str) -> None:
@@ -214,6 +217,19 @@ def _live_writer(config: pytest.Config):
             sys.__stderr__.write(line + "\n")
             sys.__stderr__.flush()
 
+    def isatty() -> bool:  # asked when generation starts: the terminal reporter is configured after us
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        return tr is not None and bool(getattr(tr, "isatty", False)) and not hasattr(config, "workerinput")
+
+    def rewrite(line: str, final: bool) -> None:
+        tr = config.pluginmanager.getplugin("terminalreporter")
+        capman = config.pluginmanager.getplugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman is not None else nullcontext():
+            tr.rewrite(line, erase=True)
+            if final:
+                tr.write_line("")
+
+    write.isatty, write.rewrite = isatty, rewrite  # type: ignore[attr-defined]
     return write
 
 

@@ -221,3 +221,15 @@ def test_prompts_sharing_nothing_still_see_only_their_own_padding(loaded):
     got, stats = greedy_generate(model, prompts, max_new_tokens=6, eos_ids={tok.eos_token_id}, pad_id=tok.pad_token_id,
                                  device="cpu", batch_size=5, repetition_penalty=1.3)
     assert stats.extra["shared_prefixes"] is True and got == expected
+
+
+def test_on_step_reports_tokens_before_rows_finish(loaded, bench_prompts):
+    """Live progress: the running token count grows every step, before the first row is done."""
+    tok, model = loaded
+    steps, first_done = [], []
+    got, stats = greedy_generate(model, bench_prompts, max_new_tokens=6, eos_ids={tok.eos_token_id},
+                                 pad_id=tok.pad_token_id, device="cpu", batch_size=16,
+                                 on_step=steps.append, on_row_done=lambda i, ids: first_done or first_done.append(
+                                     len(steps)))
+    assert steps == sorted(steps) and steps[-1] == stats.generated_tokens == sum(map(len, got))
+    assert first_done and first_done[0] >= 1 and steps[first_done[0] - 1] > 0

@@ -254,10 +254,11 @@ class _Decoder:
 
     def __init__(self, model, prompts, *, max_new_tokens, eos_ids, pad_id, device, batch_size, repetition_penalty,
                  on_row_done, on_admit, share: bool, force=None, on_forced=None, force_only: bool = False,
-                 force_max_tokens: int = 16, force_stop_ids=frozenset()):
+                 force_max_tokens: int = 16, force_stop_ids=frozenset(), on_step=None):
         import torch
 
         self.torch = torch
+        self.on_step = on_step  # (tokens generated so far, rows in flight included): live progress
         self.model, self.prompts, self.device = model, [list(p) for p in prompts], device
         self.max_new_tokens, self.pad_id, self.batch_size = max_new_tokens, pad_id, max(1, batch_size)
         self.penalty = float(repetition_penalty)
@@ -524,6 +525,7 @@ class _Decoder:
     def run(self):
         torch = self.torch
         queue = list(self.order)
+        self.live_tokens = 0
         with torch.no_grad():
             while queue or self.rows:
                 finished = sum(self.done)
@@ -556,8 +558,11 @@ class _Decoder:
                             override[r] = self.feed[r].pop(0)
                         continue
                     self.gen[r].append(toks[r])
+                    self.live_tokens += 1
                     if len(self.gen[r]) >= self.max_new_tokens:
                         self._finish(r)  # a forcing row reads this last token now, its suffix from the next step
+                if self.on_step is not None:
+                    self.on_step(self.live_tokens)
                 if all(self.done):
                     continue
                 if override:
@@ -585,7 +590,8 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
                     packed_linear: bool = True,
                     force: Callable[[int, list[int]], ForceSpec | None] | None = None,
                     on_forced: Callable[[int, dict], None] | None = None, force_only: bool = False,
-                    force_max_tokens: int = 16, force_stop_ids=frozenset()) -> tuple[list[list[int]], DecodeStats]:
+                    force_max_tokens: int = 16, force_stop_ids=frozenset(),
+                    on_step: Callable[[int], None] | None = None) -> tuple[list[list[int]], DecodeStats]:
     """Greedy-decode every prompt (a list of token ids) with at most ``batch_size`` rows in flight; returns the
     generated ids of each prompt (end token excluded) in input order, and counters of the work done.
     ``packed_linear``: on CPU, run linear layers on once-reordered oneDNN weights (``cpu_linear.py``).
@@ -594,7 +600,9 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     going (see the module docstring) and ``on_forced(i, result)`` receives ``{"option_logprobs": [[...], ...]}``
     (raw log-softmax, no repetition penalty) or ``{"tokens": [...]}`` (greedy, at most ``force_max_tokens``,
     stopping early at an end token or a token in ``force_stop_ids``). ``force_only``: no answer is generated;
-    every row is forced at once (its prompt ends with its response)."""
+    every row is forced at once (its prompt ends with its response). ``on_step(n)`` after every decoding step:
+    ``n`` answer tokens generated so far, rows still in flight included (progress that does not wait for rows
+    to finish)."""
     if max_new_tokens <= 0 and not force_only:
         return [[] for _ in prompts], DecodeStats()
     from . import cascade
@@ -604,7 +612,7 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     dec = _Decoder(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id, device=device,
                    batch_size=batch_size, repetition_penalty=repetition_penalty, on_row_done=on_row_done,
                    on_admit=on_admit, share=share, force=force, on_forced=on_forced, force_only=force_only,
-                   force_max_tokens=force_max_tokens, force_stop_ids=force_stop_ids)
+                   force_max_tokens=force_max_tokens, force_stop_ids=force_stop_ids, on_step=on_step)
     with packed_linears(model, enabled=packed_linear) as n, (cascade.activated(model) if share else nullcontext()):
         dec.stats.extra.update(packed_linear_layers=n, shared_prefixes=share)
         out = dec.run()

@@ -374,6 +374,7 @@ class HFBackend(Backend):
         def forced(i: int, raw: dict) -> None:
             on_forced(requests[i], self._forced_result(entry, requests[i].force, raw))
 
+        step = getattr(progress, "step", None)  # live token counts, when the progress printer takes them
         forcing_on = on_forced is not None and any(r.force is not None for r in requests)
         kw = dict(force=force, on_forced=forced, force_max_tokens=forcing.GREEDY_MAX_TOKENS,
                   force_stop_ids=self._stop_ids(entry)) if forcing_on else {}
@@ -381,7 +382,8 @@ class HFBackend(Backend):
             _, self.last_stats = greedy_generate(
                 model, enc, max_new_tokens=self.max_new_tokens, eos_ids=self._eos_ids(entry, model),
                 pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
-                repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted, **kw)
+                repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted, on_step=step,
+                **kw)
         return results  # type: ignore[return-value]
 
     def _generate_plain(self, entry: dict, requests: list[GenRequest], enc: list[list[int]], progress,
