@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from conftest import write_replay
-from pytest_skillbench import stats
 from pytest_skillbench.baseline import read_baseline
 from pytest_skillbench.bench import load_bench
 from pytest_skillbench.cli import main as cli_main
@@ -78,20 +77,28 @@ def outcomes_eps(student, cond, values):
 
 
 def test_evaluate_numbers_and_exit_codes():
-    rng = np.random.default_rng(0)
-    base = rng.random(60) < 0.5
-    cur = rng.random(60) < 0.7
+    """Worked numbers: 60 tasks, baseline passes the first 24 (0.40), curated the first 45 (0.75), so 21 tasks
+    pass curated only and none baseline only: delta 0.35, and the percentile-bootstrap lower bound is the
+    2.5% quantile of Binomial(60, 0.35) / 60 = 14/60 (scipy's binom.ppf gives 14)."""
+    from scipy.stats import binom
+
+    base = np.arange(60) < 24
+    cur = np.arange(60) < 45
     eps = outcomes_eps("s", "baseline", base) + outcomes_eps("s", "curated", cur)
     eps.append(ep("s", "curated", "t900", "unscored"))
-    plan = GatePlan([parse_gate(g) for g in ("curated.pass_rate>=0.6", "delta.ci95.low>0", "curated.unscored==1")])
+    gates = ("curated.pass_rate>=0.6", "delta.ci95.low>0", "curated.unscored==1", "delta>=0.35")
+    plan = GatePlan([parse_gate(g) for g in gates])
     sec = evaluate(plan, eps, {}, seed=7, resamples=2000)
     r = {x["gate"]: x for x in sec["results"]}
-    assert r["curated.pass_rate>=0.6"]["value"] == pytest.approx(cur.mean())
-    _, (lo, _) = stats.delta_ci(base.astype(np.int8), cur.astype(np.int8), resamples=2000, seed=7)
-    assert r["delta.ci95.low>0"]["value"] == pytest.approx(lo)
-    assert r["delta.ci95.low>0"]["passed"] == (lo > 0)
-    assert r["curated.unscored==1"]["passed"]
-    assert sec["exit_code"] == (0 if all(x["passed"] for x in sec["results"]) else 1)
+    assert r["curated.pass_rate>=0.6"]["value"] == pytest.approx(0.75) and r["curated.pass_rate>=0.6"]["passed"]
+    assert r["delta>=0.35"]["value"] == pytest.approx(0.35) and r["delta>=0.35"]["passed"]
+    assert binom.ppf(0.025, 60, 0.35) == 14
+    assert r["delta.ci95.low>0"]["value"] == pytest.approx(14 / 60, abs=1 / 60)
+    assert r["delta.ci95.low>0"]["passed"] is True
+    assert r["curated.unscored==1"]["value"] == 1 and r["curated.unscored==1"]["passed"]
+    assert sec["exit_code"] == 0
+    sec = evaluate(GatePlan([parse_gate("curated.pass_rate>=0.8")]), eps, {}, seed=7, resamples=2000)
+    assert sec["results"][0]["passed"] is False and sec["exit_code"] == 1
     # an episode in error: exit 3 whatever the gates say
     sec = evaluate(plan, eps + [ep("s", "baseline", "t901", "error")], {}, seed=7, resamples=2000)
     assert sec["exit_code"] == 3 and sec["errors"] == 1
@@ -103,11 +110,17 @@ def test_evaluate_numbers_and_exit_codes():
 
 
 def test_non_inferiority_per_condition_and_margin():
-    rng = np.random.default_rng(1)
-    ref_b, ref_c = rng.random(100) < 0.6, rng.random(100) < 0.7
+    """Worked numbers: the reference passes 70 of 100 curated tasks, the new adapter loses 8 of them: diff
+    -0.08, lower bound -(97.5% quantile of Binomial(100, 0.08)) / 100 = -0.14; so margins 0 and 0.02 fail
+    and 0.2 passes. Baseline is identical on both sides: CI [0, 0], always passes."""
+    from scipy.stats import binom
+
+    ref_b, ref_c = np.arange(100) < 60, np.arange(100) < 70
     new_b = ref_b.copy()
     new_c = ref_c.copy()
-    new_c[:8] = False  # the new adapter loses up to 8 curated tasks
+    new_c[:8] = False  # the new adapter loses 8 curated tasks
+    assert binom.ppf(0.975, 100, 0.08) == 14
+    expected = {0.0: False, 0.02: False, 0.2: True}
     eps = (outcomes_eps("new", "baseline", new_b) + outcomes_eps("new", "curated", new_c)
            + outcomes_eps("ref", "baseline", ref_b) + outcomes_eps("ref", "curated", ref_c))
     for margin in (0.0, 0.02, 0.2):
@@ -115,13 +128,11 @@ def test_non_inferiority_per_condition_and_margin():
         sec = evaluate(plan, eps, {}, seed=3, resamples=4000, students=["new", "ref"])
         res = {r["condition"]: r for r in sec["results"]}
         assert set(res) == {"baseline", "curated"} and all(r["student"] == "new" for r in res.values())
-        d = new_c.astype(float) - ref_c.astype(float)
-        lo, _ = stats.paired_bootstrap(d, resamples=4000, seed=3)
-        assert res["curated"]["numbers"]["diff"] == pytest.approx(d.mean())
-        assert res["curated"]["value"] == pytest.approx(lo)
-        assert res["curated"]["passed"] == (lo >= -margin)
-        assert res["baseline"]["passed"]  # identical on baseline: CI [0, 0]
-        assert sec["exit_code"] == (0 if lo >= -margin else 1)
+        assert res["curated"]["numbers"]["diff"] == pytest.approx(-0.08)
+        assert res["curated"]["value"] == pytest.approx(-0.14, abs=0.015)
+        assert res["curated"]["passed"] is expected[margin]
+        assert res["baseline"]["passed"] and res["baseline"]["value"] == 0  # identical on baseline: CI [0, 0]
+        assert sec["exit_code"] == (0 if expected[margin] else 1)
     lines = render_gates(sec)
     assert lines[0].startswith("skillbench exit status 0")
     assert lines[-1].startswith("gate PASS  non-inferiority new vs ref, curated: Δ -0.0")

@@ -141,9 +141,15 @@ def test_broken_registry_entry_is_one_error(pytester):
     assert res.stderr.str().count("skillbench:") == 1
 
 
-def test_llm_judge_mode_without_backend_is_a_clear_error_or_runs(pytester, replay_file):
-    res = run(pytester, "--student", f"replay:{replay_file}", "--judge", "bogus")
-    assert res.ret == 4
+def test_llm_judge_mode_without_backend_credentials_is_one_clear_error(pytester, replay_file, monkeypatch):
+    """An LLM judge mode whose backend cannot be reached (the default anthropic judge without its key) stops
+    the session at start with one line naming what is missing -- not a judge error per episode."""
+    for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    res = run(pytester, "--student", f"replay:{replay_file}", "--judge", "llm-only")
+    err = res.stderr.str()
+    assert res.ret == 4, res.stdout.str()[-1500:]
+    assert "ANTHROPIC_API_KEY" in err and err.count("skillbench:") == 1 and "Traceback" not in err
 
 
 def test_pyproject_settings_apply(pytester, replay_file):

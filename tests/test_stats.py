@@ -27,15 +27,23 @@ def test_mcnemar_against_scipy():
     m = stats.mcnemar(4, 13)
     assert m.method == "exact"
     assert m.p == pytest.approx(sst.binomtest(4, 17, 0.5).pvalue)
+    # 35 discordant pairs: continuity-corrected chi-square, worked by hand: (|10 - 25| - 1)^2 / 35 = 5.6,
+    # p = 0.01796 (the reference study's published figure for this table)
     m = stats.mcnemar(10, 25)
     assert m.method == "chi2_cc"
-    assert m.statistic == pytest.approx((15 - 1) ** 2 / 35)
-    assert m.p == pytest.approx(sst.chi2.sf((15 - 1) ** 2 / 35, 1))
+    assert m.statistic == pytest.approx(5.6)
+    assert m.p == pytest.approx(0.01796, abs=5e-6)
 
 
-def test_bootstrap_is_seeded_and_fast_enough_to_vectorise():
+def test_bootstrap_is_seeded_and_agrees_with_the_normal_interval():
+    """Table (140, 10, 25, 25): 10 pairs -1, 25 pairs +1, 165 zeros; delta 0.075, sd sqrt(35/200 - 0.075^2)
+    = 0.41165, normal 95% interval 0.075 +/- 1.96 x 0.41165 / sqrt(200) = [0.018, 0.132]; the study
+    published [0.02, 0.13]. The percentile bootstrap must land within a resampling error of that."""
     base, cur = stats.paired_table(140, 10, 25, 25)
-    assert stats.delta_ci(base, cur) == stats.delta_ci(base, cur)
+    delta, (lo, hi) = stats.delta_ci(base, cur)
+    assert delta == pytest.approx(0.075)
+    assert lo == pytest.approx(0.018, abs=0.006) and hi == pytest.approx(0.132, abs=0.006)
+    assert stats.delta_ci(base, cur) == stats.delta_ci(base, cur)  # seeded
     assert stats.delta_ci(base, cur, seed=1) != stats.delta_ci(base, cur, seed=2)
 
 
@@ -86,11 +94,21 @@ def test_holm_and_bonferroni_worked_example():
     assert stats.bonferroni(p) == pytest.approx([0.03, 0.12, 0.09])
 
 
-def test_clustered_se_reduces_to_iid_scale_for_singletons():
+def test_clustered_se_reduces_to_the_standard_error_of_the_mean_for_singletons():
     y = np.array([1, 0, 1, 1, 0, 0, 1, 0])
     se = stats.clustered_se(y, [str(i) for i in range(8)])
-    p = y.mean()
-    assert se == pytest.approx(np.sqrt(8 / 7 * np.sum((y - p) ** 2)) / 8)
+    assert se == pytest.approx(sst.sem(y))  # scipy: sd (ddof 1) / sqrt(n) = 0.18898
+    assert se == pytest.approx(0.188982, abs=1e-6)
+
+
+def test_clustered_se_worked_example():
+    """Clusters a = [1, 1], b = [0, 0], c = [1, 0]: p = 0.5, cluster residual sums +1, -1, 0, CR1 with 3
+    clusters: sqrt(3/2 x 2) / 6 = sqrt(3) / 6 = 0.288675 -- larger than the iid 0.2236 (sem), as it should be
+    when outcomes agree within clusters."""
+    y = np.array([1, 1, 0, 0, 1, 0])
+    se = stats.clustered_se(y, ["a", "a", "b", "b", "c", "c"])
+    assert se == pytest.approx(0.288675, abs=1e-6)
+    assert se > sst.sem(y)
 
 
 def test_spearman_against_scipy():
