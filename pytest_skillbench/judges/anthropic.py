@@ -1,8 +1,9 @@
-"""The Anthropic judge: the official ``anthropic`` SDK (``AsyncAnthropic``), our own retry loop.
+"""The Anthropic judge: the official ``anthropic`` SDK (``AsyncAnthropic``), the project's retry policy.
 
 Credentials and endpoint are read the way the SDK reads them: the key from ``ANTHROPIC_API_KEY`` (or
 ``ANTHROPIC_AUTH_TOKEN``), the base URL from ``ANTHROPIC_BASE_URL`` unless ``--judge-base-url`` is given.
-The SDK's retries are off (``max_retries=0``); ``api.call_with_retries`` retries instead.
+The SDK's retries are off (``max_retries=0``); ``retry.RetryPolicy`` (via ``api.call_with_retries``) retries
+instead.
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ import json
 import os
 
 from ..errors import SkillbenchError
-from .api import (
-    AsyncAPIJudge,
-    PermanentError,
-    RetryPolicy,
-    TransientError,
-    is_retryable_status,
-    parse_retry_after,
-)
+from .api import AsyncAPIJudge, RetryPolicy, TransientError, status_error
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 
@@ -66,10 +60,8 @@ class AnthropicJudge(AsyncAPIJudge):
             msg = await client.messages.create(model=self.model, max_tokens=self.max_tokens, system=system,
                                                messages=chat)
         except anthropic.APIStatusError as exc:
-            detail = f"HTTP {exc.status_code}: {_short(exc.message)}"
-            if is_retryable_status(exc.status_code):
-                raise TransientError(detail, parse_retry_after(exc.response.headers)) from None
-            raise PermanentError(detail) from None
+            raise status_error(exc.status_code, f"HTTP {exc.status_code}: {_short(exc.message)}",
+                               exc.response.headers) from None
         except anthropic.APITimeoutError:
             raise TransientError(f"timed out after {self.policy.timeout:g}s") from None
         except anthropic.APIConnectionError as exc:

@@ -1,54 +1,37 @@
-"""What the HTTP judge backends share: the retry policy and loop, and bounded concurrent calls.
+"""What the HTTP judge backends share: the retry policy (``retry.py``) applied per call, and bounded
+concurrent calls.
 
-Retried (transient): HTTP 408, 409, 429, 500, 502, 503, 504, 529 (and other 5xx but 501), timeouts, dropped / refused connections
-and API bodies that cannot be read (empty or malformed). Each retry waits ``retry-after-ms`` /
-``retry-after`` when the server sends one (capped at ``retry_after_max``), otherwise an exponential
-backoff ``min(backoff_max, backoff * 2**(attempt-1))`` with jitter (uniformly 50-100% of it). After the
-last attempt the call is a ``JudgeCallError`` and its episode ``error`` (infrastructure) - never ``failed``.
-Other HTTP errors (400, 401, 403, 404, ...) are not retried: ``error`` at once.
+Retried (transient): HTTP 408, 409, 429, 500, 502, 503, 504, 529 (and other 5xx but 501), timeouts, dropped /
+refused connections and API bodies that cannot be read (empty or malformed), up to ``--judge-max-attempts``
+attempts, waiting what ``RetryPolicy.delay`` says. After the last attempt the call is a ``JudgeCallError``
+and its episode ``error`` (infrastructure) - never ``failed``. Other HTTP errors (400, 401, 403, 404, ...)
+are not retried: ``error`` at once.
 
-The SDK's own retries are switched off (``max_retries=0``), so this loop is the only one.
+The SDK's own retries are switched off (``max_retries=0``), so the policy is the only retry loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..retry import RETRY_STATUSES, is_retryable_status, parse_retry_after  # noqa: F401  (re-exported)
+from ..retry import (  # noqa: F401  (re-exported: the judges' public names)
+    RETRY_STATUSES,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    is_retryable_status,
+    parse_retry_after,
+    status_error,
+)
 
 
-
-@dataclass
-class RetryPolicy:
-    max_attempts: int = 6
-    backoff: float = 1.0
-    backoff_max: float = 30.0
-    retry_after_max: float = 120.0
-    timeout: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        r = (rng or random).random()
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.retry_after_max) + 0.05 * self.backoff * r
-        base = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
-        return base * (0.5 + 0.5 * r)
-
-
-class TransientError(Exception):
-    """A failure worth retrying; ``retry_after`` (seconds) when the server asked for a wait."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    """A failure retrying will not fix (bad request, authentication, unknown model)."""
+def judge_policy(settings) -> RetryPolicy:
+    """The ``--judge-max-attempts`` / ``--judge-backoff`` / ``--judge-timeout`` policy."""
+    return RetryPolicy(max_attempts=max(1, int(settings.judge_max_attempts)),
+                       backoff=float(settings.judge_backoff), timeout=float(settings.judge_timeout))
 
 
 @dataclass
@@ -61,19 +44,15 @@ class JudgeCallError:
 
 
 async def call_with_retries(call: Callable[[], Awaitable[str]], policy: RetryPolicy,
-                            sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> str | JudgeCallError:
-    last = ""
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            return await call()
-        except PermanentError as exc:
-            return JudgeCallError(f"judge request rejected: {exc}", "judge_request_rejected", attempt)
-        except TransientError as exc:
-            last = str(exc)
-            if attempt < policy.max_attempts:
-                await sleep(policy.delay(attempt, exc.retry_after))
-    n = policy.max_attempts
-    return JudgeCallError(f"judge unavailable after {n} attempt(s): {last}", "judge_unavailable", n)
+                            sleep: Callable[[float], Awaitable[None]] | None = None) -> str | JudgeCallError:
+    """One judge call under the policy: its text, or the ``JudgeCallError`` that makes an ``error`` verdict."""
+    out = await policy.run_async(call, sleep=sleep)
+    if out.ok:
+        return out.value
+    if out.permanent:
+        return JudgeCallError(f"judge request rejected: {out.error}", "judge_request_rejected", out.attempts)
+    n = out.attempts
+    return JudgeCallError(f"judge unavailable after {n} attempt(s): {out.error}", "judge_unavailable", n)
 
 
 def run_sync(coro_factory: Callable[[], Awaitable]):

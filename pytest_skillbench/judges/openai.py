@@ -14,14 +14,7 @@ import os
 import httpx
 
 from ..errors import SkillbenchError
-from .api import (
-    AsyncAPIJudge,
-    PermanentError,
-    RetryPolicy,
-    TransientError,
-    is_retryable_status,
-    parse_retry_after,
-)
+from .api import AsyncAPIJudge, RetryPolicy, TransientError, status_error
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -65,10 +58,7 @@ class OpenAIJudge(AsyncAPIJudge):
         except httpx.TransportError as exc:
             raise TransientError(f"connection failed: {type(exc).__name__}: {exc}") from None
         if resp.status_code != 200:
-            detail = f"HTTP {resp.status_code}: {resp.text[:160]}"
-            if is_retryable_status(resp.status_code):
-                raise TransientError(detail, parse_retry_after(resp.headers))
-            raise PermanentError(detail)
+            raise status_error(resp.status_code, f"HTTP {resp.status_code}: {resp.text[:160]}", resp.headers)
         try:
             data = resp.json()
             content = data["choices"][0]["message"]["content"]

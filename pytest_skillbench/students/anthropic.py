@@ -4,7 +4,7 @@ Registry fields: ``model`` (e.g. ``claude-haiku-4-5``), ``api_key_env`` (default
 ``base_url`` (default: whatever the SDK reads, i.e. ``$ANTHROPIC_BASE_URL`` or the public API),
 ``concurrency``, ``timeout``, ``max_retries``, ``max_new_tokens``. The same prompts as every student:
 the system message becomes ``system``, the user message the single user turn. The SDK's own retries
-are switched off (``max_retries=0``) so the shared retry loop (``remote.py``) is the only one.
+are switched off (``max_retries=0``) so the shared retry policy (``retry.py``) is the only retry loop.
 
 The SDK (2.x) sends no temperature: the API's default sampling applies, recorded in the manifest as
 ``temperature: "api default"`` - an Anthropic student is a reference point, not a greedy decode.
@@ -16,7 +16,7 @@ import os
 
 from ..errors import SkillbenchError
 from .registry import StudentSpec
-from .remote import Permanent, RemoteBackend, Transient, is_retryable_status, parse_retry_after, with_thinking
+from .remote import RemoteBackend, TransientError, status_error, with_thinking
 
 
 class AnthropicBackend(RemoteBackend):
@@ -61,19 +61,17 @@ class AnthropicBackend(RemoteBackend):
         try:
             resp = self._client.messages.create(**kwargs)
         except sdk.APIStatusError as exc:
-            msg = f"HTTP {exc.status_code}: {getattr(exc, 'message', exc)}"
-            if is_retryable_status(exc.status_code):
-                raise Transient(msg, parse_retry_after(getattr(exc.response, "headers", None))) from None
-            raise Permanent(msg) from None
+            raise status_error(exc.status_code, f"HTTP {exc.status_code}: {getattr(exc, 'message', exc)}",
+                               getattr(exc.response, "headers", None)) from None
         except sdk.APIConnectionError as exc:  # includes APITimeoutError
-            raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
+            raise TransientError(f"connection failed: {type(exc).__name__}: {exc}") from None
         except sdk.APIResponseValidationError as exc:
-            raise Transient(f"unreadable response body: {exc}") from None
+            raise TransientError(f"unreadable response body: {exc}") from None
         try:
             text = "".join(b.text for b in resp.content if getattr(b, "type", "") == "text")
             reasoning = "".join(getattr(b, "thinking", "") or "" for b in resp.content
                                 if getattr(b, "type", "") == "thinking")
             tokens = getattr(resp.usage, "output_tokens", None)
         except (AttributeError, TypeError) as exc:
-            raise Transient(f"unreadable response body ({type(exc).__name__})") from None
+            raise TransientError(f"unreadable response body ({type(exc).__name__})") from None
         return with_thinking(text, reasoning or None), tokens, getattr(resp, "model", None)

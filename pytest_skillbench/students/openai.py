@@ -18,7 +18,7 @@ import os
 
 from ..errors import SkillbenchError
 from .registry import StudentSpec
-from .remote import Permanent, RemoteBackend, Transient, is_retryable_status, parse_retry_after, with_thinking
+from .remote import RemoteBackend, TransientError, status_error, with_thinking
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -95,14 +95,11 @@ class OpenAIBackend(RemoteBackend):
         try:
             r = self.client().post(f"{self._base_url}/chat/completions", json=self.request_body(messages))
         except httpx.TimeoutException as exc:
-            raise Transient(f"timeout after {self.timeout:g}s ({type(exc).__name__})") from None
+            raise TransientError(f"timeout after {self.timeout:g}s ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise Transient(f"connection failed: {type(exc).__name__}: {exc}") from None
+            raise TransientError(f"connection failed: {type(exc).__name__}: {exc}") from None
         if r.status_code >= 400:
-            msg = _error_text(r)
-            if is_retryable_status(r.status_code):
-                raise Transient(msg, parse_retry_after(r.headers))
-            raise Permanent(msg)
+            raise status_error(r.status_code, _error_text(r), r.headers)
         try:
             data = r.json()
             choice = data["choices"][0]
@@ -114,5 +111,5 @@ class OpenAIBackend(RemoteBackend):
             usage = data.get("usage") or {}
             tokens = usage.get("completion_tokens")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise Transient(f"unreadable response body ({type(exc).__name__})") from None
+            raise TransientError(f"unreadable response body ({type(exc).__name__})") from None
         return with_thinking(content, reasoning if isinstance(reasoning, str) else None), tokens, data.get("model")

@@ -3,10 +3,10 @@
 * **Bounded concurrency**: at most ``concurrency`` requests of one student are in flight per process
   (threads; default 4). Under pytest-xdist every worker has its own bound, so ``-n 4`` with
   ``concurrency = 2`` keeps up to 8 requests in flight against the server.
-* **Retries**: a transient failure -- HTTP 408, 409, 429, 5xx except 501, 529, a timeout, a dropped or
-  refused connection, an unreadable body -- is retried up to ``max_retries`` times (default 4), waiting
-  ``Retry-After`` when the server sends one, otherwise ``0.5 s * 2**(attempt-1)`` with jitter (capped at
-  30 s). After the last attempt, or at once for a permanent failure (400, 401, 403, 404, ...), the request
+* **Retries** (``retry.RetryPolicy``, the judges' policy with the students' numbers): a transient failure
+  -- HTTP 408, 409, 429, 5xx except 501, 529, a timeout, a dropped or refused connection, an unreadable
+  body -- is retried up to ``max_retries`` times (default 4), waiting ``Retry-After`` when the server sends
+  one (capped at 120 s), otherwise ``0.5 s * 2**(attempt-1)`` with jitter (capped at 30 s). After the last attempt, or at once for a permanent failure (400, 401, 403, 404, ...), the request
   has no response: its episode is ``error`` (infrastructure), never ``failed``, and nothing is cached, so
   the next run asks again.
 * **Same prompts** as every other backend: the rendered system + user messages are sent as they are;
@@ -18,12 +18,10 @@
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from ..retry import RETRY_STATUSES, is_retryable_status, parse_retry_after  # noqa: F401
+from ..retry import PermanentError, RetryPolicy, TransientError, status_error  # noqa: F401  (for the backends)
 from .base import Backend, GenRequest, GenResult
 from .registry import StudentSpec
 
@@ -33,16 +31,7 @@ DEFAULT_MAX_RETRIES = 4
 BACKOFF = 0.5
 BACKOFF_MAX = 30.0
 RETRY_AFTER_MAX = 120.0
-class Transient(Exception):
-    """Worth retrying; ``retry_after`` (seconds) when the server asked for a wait."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Permanent(Exception):
-    """Retrying will not help (bad request, authentication, unknown model)."""
 
 
 def with_thinking(text: str | None, reasoning: str | None) -> str:
@@ -63,10 +52,12 @@ class RemoteBackend(Backend):
         self.concurrency = max(1, int(spec.concurrency or DEFAULT_CONCURRENCY))
         self.timeout = float(spec.timeout or DEFAULT_TIMEOUT)
         self.max_retries = max(0, int(DEFAULT_MAX_RETRIES if spec.max_retries is None else spec.max_retries))
+        # a server's Retry-After is waited exactly (no jitter on top), as before the policy was shared
+        self.policy = RetryPolicy(max_attempts=self.max_retries + 1, backoff=BACKOFF, backoff_max=BACKOFF_MAX,
+                                  retry_after_max=RETRY_AFTER_MAX, timeout=self.timeout, retry_after_jitter=0.0)
         self.requests = 0  # HTTP attempts made by this process
         self.served_models: set[str] = set()
         self._lock = threading.Lock()
-        self._rng = random.Random()
 
     # -- identity ------------------------------------------------------------------------------------
     @property
@@ -94,36 +85,26 @@ class RemoteBackend(Backend):
 
     # -- calls ---------------------------------------------------------------------------------------
     def _call_once(self, messages: list[dict[str, str]]) -> tuple[str, int | None, str | None]:
-        """(text, generated tokens, served model name); raises Transient or Permanent."""
+        """(text, generated tokens, served model name); raises TransientError or PermanentError."""
         raise NotImplementedError  # pragma: no cover
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, RETRY_AFTER_MAX)
-        return min(BACKOFF_MAX, BACKOFF * 2 ** (attempt - 1)) * (0.5 + 0.5 * self._rng.random())
-
     def answer(self, req: GenRequest) -> GenResult:
-        attempts = self.max_retries + 1
-        last = ""
-        for attempt in range(1, attempts + 1):
+        def attempt() -> tuple[str, int | None, str | None]:
             with self._lock:
                 self.requests += 1
-            try:
-                text, tokens, served = self._call_once(req.messages)
-            except Permanent as exc:
-                return GenResult(text=None, error=f"{self.backend_name} student {self.spec.name!r}: request "
-                                                  f"rejected: {exc}")
-            except Transient as exc:
-                last = str(exc)
-                if attempt < attempts:
-                    time.sleep(self._delay(attempt, exc.retry_after))
-                continue
-            if served:
-                with self._lock:
-                    self.served_models.add(served)
-            return GenResult(text=text, gen_tokens=tokens, extra={"attempts": attempt})
-        return GenResult(text=None, error=f"{self.backend_name} student {self.spec.name!r}: server unavailable "
-                                          f"after {attempts} attempt(s): {last}")
+            return self._call_once(req.messages)
+
+        out = self.policy.run(attempt)
+        who = f"{self.backend_name} student {self.spec.name!r}"
+        if out.permanent:
+            return GenResult(text=None, error=f"{who}: request rejected: {out.error}")
+        if not out.ok:
+            return GenResult(text=None, error=f"{who}: server unavailable after {out.attempts} attempt(s): {out.error}")
+        text, tokens, served = out.value
+        if served:
+            with self._lock:
+                self.served_models.add(served)
+        return GenResult(text=text, gen_tokens=tokens, extra={"attempts": out.attempts})
 
     def generate(self, requests: list[GenRequest], progress=None, on_result=None) -> list[GenResult]:
         """Every request answered, at most ``concurrency`` in flight; ``on_result`` runs in this thread."""
