@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .analysis import session_report_options
+from .backends import STUDENT_BACKENDS
 from .bench import Bench, Catalog, Task, load_bench
 from .bench.catalog import load_catalog
 from .cache import Store
@@ -163,27 +164,7 @@ class SkillbenchSession:
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
             spec = self.specs[name]
-            if spec.backend == "replay":
-                from .students.replay import ReplayBackend
-
-                self._backends[name] = ReplayBackend(spec)
-            elif spec.backend == "hf":
-                from .students.hf import HFBackend
-
-                s = self.settings
-                self._backends[name] = HFBackend(spec, self.pool, max_new_tokens=s.max_new_tokens,
-                                                 batch_size=s.batch_size, device=s.device, dtype=s.dtype,
-                                                 repetition_penalty=s.repetition_penalty, cache_dir=self.cache_dir)
-            elif spec.backend == "openai":
-                from .students.openai import OpenAIBackend
-
-                self._backends[name] = OpenAIBackend(spec, max_new_tokens=self.settings.max_new_tokens)
-            elif spec.backend == "anthropic":
-                from .students.anthropic import AnthropicBackend
-
-                self._backends[name] = AnthropicBackend(spec, max_new_tokens=self.settings.max_new_tokens)
-            else:
-                raise SkillbenchError(f"student {name!r}: backend {spec.backend!r} is not available in this version")
+            self._backends[name] = STUDENT_BACKENDS.create(spec.backend, spec, self, where=f"student {name!r}: backend")
         return self._backends[name]
 
     # -- collection --------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from .backends import JUDGE_BACKENDS as _JUDGE_REGISTRY
 from .errors import SkillbenchError
 
 JUDGES = ("deterministic", "deterministic-mixed", "llm-only", "both")
-JUDGE_BACKENDS = ("anthropic", "openai", "hf")
+JUDGE_BACKENDS = _JUDGE_REGISTRY.names()  # --judge-backend choices: the registered judge backends
 CONDITIONS = ("baseline", "curated")
 
 

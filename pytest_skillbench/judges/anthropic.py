@@ -13,7 +13,7 @@ import json
 import os
 
 from ..errors import SkillbenchError
-from .api import AsyncAPIJudge, RetryPolicy, TransientError, status_error
+from .api import AsyncAPIJudge, RetryPolicy, TransientError, judge_policy, status_error
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 
@@ -77,3 +77,10 @@ class AnthropicJudge(AsyncAPIJudge):
 def _short(text: str, n: int = 160) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[:n] + "..."
+
+
+def build(settings, *, cache_dir=None, pool=None, root=None) -> AnthropicJudge:
+    """The ``anthropic`` entry of ``backends.JUDGE_BACKENDS`` (``--judge-*`` options)."""
+    return AnthropicJudge(settings.judge_model, base_url=settings.judge_base_url,
+                          concurrency=settings.judge_concurrency, policy=judge_policy(settings),
+                          max_tokens=settings.judge_max_tokens or 1024)

@@ -80,3 +80,10 @@ class HFJudge:
         return [r.text if r is not None and r.text is not None
                 else JudgeCallError((r.error if r else None) or "no output", "judge_unavailable", 1)
                 for r in results]
+
+
+def build(settings, *, cache_dir=None, pool=None, root: Path | None = None) -> HFJudge:
+    """The ``hf`` entry of ``backends.JUDGE_BACKENDS``: a local model judge sharing the session's pool."""
+    return HFJudge(settings.judge_model, pool=pool, registry=settings.students, root=root,
+                   batch_size=settings.batch_size, device=settings.device, dtype=settings.dtype,
+                   cache_dir=cache_dir, max_new_tokens=settings.judge_max_tokens or 384)

@@ -14,7 +14,7 @@ import os
 import httpx
 
 from ..errors import SkillbenchError
-from .api import AsyncAPIJudge, RetryPolicy, TransientError, status_error
+from .api import AsyncAPIJudge, RetryPolicy, TransientError, judge_policy, status_error
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -69,3 +69,10 @@ class OpenAIJudge(AsyncAPIJudge):
         if isinstance(content, list):  # content parts
             return "".join(p.get("text", "") for p in content if isinstance(p, dict))
         return str(content)
+
+
+def build(settings, *, cache_dir=None, pool=None, root=None) -> OpenAIJudge:
+    """The ``openai`` entry of ``backends.JUDGE_BACKENDS`` (``--judge-*`` options)."""
+    return OpenAIJudge(settings.judge_model, base_url=settings.judge_base_url,
+                       api_key_env=settings.judge_api_key_env, concurrency=settings.judge_concurrency,
+                       policy=judge_policy(settings), max_tokens=settings.judge_max_tokens or 1024)

@@ -25,15 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends import JUDGE_BACKENDS
 from ..bench.tasks import Task
 from ..cache import Store, key_of
 from ..episodes import STATUSES, Verdict
 from ..errors import SkillbenchError
 from . import deterministic, llm
-from .api import JudgeCallError, RetryPolicy
+from .api import JudgeCallError
 
 LLM_MODES = ("deterministic-mixed", "llm-only", "both")
-BACKENDS = ("anthropic", "openai", "hf")
 
 # (task, response, condition) -> Verdict | dict | None
 JudgeHook = Callable[[Task, str, str], object]
@@ -48,28 +48,8 @@ class JudgeItem:
 
 def make_backend(settings, *, cache_dir=None, pool=None, root: Path | None = None):
     """The LLM judge backend named by the settings (validates credentials; loads no model)."""
-    name = settings.judge_backend
-    policy = RetryPolicy(max_attempts=max(1, int(settings.judge_max_attempts)),
-                         backoff=float(settings.judge_backoff), timeout=float(settings.judge_timeout))
-    if name == "anthropic":
-        from .anthropic import AnthropicJudge
-
-        return AnthropicJudge(settings.judge_model, base_url=settings.judge_base_url,
-                              concurrency=settings.judge_concurrency, policy=policy,
-                              max_tokens=settings.judge_max_tokens or 1024)
-    if name == "openai":
-        from .openai import OpenAIJudge
-
-        return OpenAIJudge(settings.judge_model, base_url=settings.judge_base_url,
-                           api_key_env=settings.judge_api_key_env, concurrency=settings.judge_concurrency,
-                           policy=policy, max_tokens=settings.judge_max_tokens or 1024)
-    if name == "hf":
-        from .hf import HFJudge
-
-        return HFJudge(settings.judge_model, pool=pool, registry=settings.students, root=root,
-                       batch_size=settings.batch_size, device=settings.device, dtype=settings.dtype,
-                       cache_dir=cache_dir, max_new_tokens=settings.judge_max_tokens or 384)
-    raise SkillbenchError(f"--judge-backend {name!r} is not one of {', '.join(BACKENDS)}")
+    return JUDGE_BACKENDS.create(settings.judge_backend, settings, cache_dir=cache_dir, pool=pool, root=root,
+                                 where="--judge-backend")
 
 
 def build_runner(settings, *, root: Path | None = None, pool=None, cache_dir=None, write=None,

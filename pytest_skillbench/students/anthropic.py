@@ -75,3 +75,8 @@ class AnthropicBackend(RemoteBackend):
         except (AttributeError, TypeError) as exc:
             raise TransientError(f"unreadable response body ({type(exc).__name__})") from None
         return with_thinking(text, reasoning or None), tokens, getattr(resp, "model", None)
+
+
+def build(spec: StudentSpec, session) -> AnthropicBackend:
+    """The ``anthropic`` entry of ``backends.STUDENT_BACKENDS``."""
+    return AnthropicBackend(spec, max_new_tokens=session.settings.max_new_tokens)

@@ -463,3 +463,10 @@ def _trained_template_hash(trained_dir: str | None, used: str | None = None) -> 
     if used and used in (trained, manifest.get("inference_chat_template_hash")):
         return used
     return manifest.get("inference_chat_template_hash") or trained
+
+
+def build(spec: StudentSpec, session) -> HFBackend:
+    """The ``hf`` entry of ``backends.STUDENT_BACKENDS``: a local model from the session's pool and options."""
+    s = session.settings
+    return HFBackend(spec, session.pool, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, device=s.device,
+                     dtype=s.dtype, repetition_penalty=s.repetition_penalty, cache_dir=session.cache_dir)

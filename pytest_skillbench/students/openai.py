@@ -113,3 +113,8 @@ class OpenAIBackend(RemoteBackend):
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise TransientError(f"unreadable response body ({type(exc).__name__})") from None
         return with_thinking(content, reasoning if isinstance(reasoning, str) else None), tokens, data.get("model")
+
+
+def build(spec: StudentSpec, session) -> OpenAIBackend:
+    """The ``openai`` entry of ``backends.STUDENT_BACKENDS``."""
+    return OpenAIBackend(spec, max_new_tokens=session.settings.max_new_tokens)

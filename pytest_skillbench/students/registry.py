@@ -13,16 +13,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..backends import STUDENT_BACKENDS
 from ..errors import SkillbenchError
 from .embedded import EMBEDDED_NAME
 
-BACKENDS = ("hf", "replay", "openai", "anthropic")
 THINKING = ("keep", "strip", "disable")
 STUDENT_FIELDS = ("base", "adapter", "backend", "dtype", "revision", "max_new_tokens", "thinking",
                   "base_student", "device", "path", "base_url", "model", "api_key_env", "concurrency",
                   "repetition_penalty", "quantization", "timeout", "max_retries", "engine")
 ENGINES = ("engine", "generate")  # hf: the batched greedy engine, or transformers' generate() one prompt at a time
-REMOTE_BACKENDS = ("openai", "anthropic")  # served elsewhere: `adapter` is a served adapter *name*, not a path
 
 
 @dataclass
@@ -73,13 +72,13 @@ def _from_registry(name: str, entry: object, root: Path) -> StudentSpec:
     if unknown:
         raise SkillbenchError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(STUDENT_FIELDS)})")
     spec = StudentSpec(name=name, origin=where, **{k: entry[k] for k in entry})
-    if spec.backend not in BACKENDS:
-        raise SkillbenchError(f"{where}: backend {spec.backend!r} is not one of {', '.join(BACKENDS)}")
+    STUDENT_BACKENDS.check(spec.backend, f"{where}: backend")
+    served = spec.backend in STUDENT_BACKENDS.names("served")  # `adapter` is a served adapter *name*, not a path
     if spec.thinking not in THINKING:
         raise SkillbenchError(f"{where}: thinking {spec.thinking!r} is not one of {', '.join(THINKING)}")
     for key in ("adapter", "path"):
         value = getattr(spec, key)
-        if key == "adapter" and spec.backend in REMOTE_BACKENDS:
+        if key == "adapter" and served:
             continue  # the name under which the server serves the adapter (vLLM --lora-modules NAME=PATH)
         if value and not Path(value).is_absolute():
             setattr(spec, key, str((root / value).resolve()))
@@ -89,7 +88,7 @@ def _from_registry(name: str, entry: object, root: Path) -> StudentSpec:
         raise SkillbenchError(f"{where}: an hf student needs `base` (model id or path) or `adapter`")
     if spec.backend == "replay" and not spec.path:
         raise SkillbenchError(f"{where}: a replay student needs `path` (an episodes JSONL)")
-    if spec.backend in REMOTE_BACKENDS and not (spec.model or spec.adapter):
+    if served and not (spec.model or spec.adapter):
         raise SkillbenchError(f"{where}: an {spec.backend} student needs `model` (the served model name)")
     if spec.engine is not None and (spec.backend != "hf" or spec.engine not in ENGINES):
         raise SkillbenchError(f"{where}: engine {spec.engine!r} is not one of {', '.join(ENGINES)} "
