@@ -105,6 +105,7 @@ def test_prefill_calls_group_similar_lengths():
 
 
 @pytest.mark.parametrize("batch_size,penalty", [(1, 1.3), (3, 1.3), (16, 1.3), (4, 0.2)])
+@pytest.mark.slow
 def test_matches_one_prompt_at_a_time_generate(loaded, bench_prompts, batch_size, penalty):
     """Same tokens as generate() per prompt, with rows stopping at different steps (end tokens chosen from
     the model's own outputs), a repetition penalty (0.2 rewards repeats, so prompt tokens must count as seen),
@@ -145,6 +146,7 @@ def loaded_qwen3(tiny_tokenizer_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("batch_size,penalty", [(1, 1.3), (16, 1.3), (4, 0.2)])
+@pytest.mark.slow
 def test_qwen3_matches_one_prompt_at_a_time_generate(loaded_qwen3, bench_prompts, batch_size, penalty):
     """The same exactness on Qwen3, whose attention (q/k norms, head_dim != hidden/heads) differs from Llama's."""
     from pytest_skillbench.students.cascade import SUPPORTED_MODEL_TYPES
@@ -176,6 +178,7 @@ def test_rows_finish_in_callbacks_and_respect_max_new_tokens(loaded, bench_promp
     assert nothing == [[], []]
 
 
+@pytest.mark.slow
 def test_long_answers_grow_the_cache_past_its_spare_room(loaded, bench_prompts, monkeypatch):
     """More decode steps than the room preallocated per batch (SPARE_CAP, cut to 40 here): the buffer grows
     and the tokens still equal generate()'s."""

@@ -213,6 +213,7 @@ def test_option_logprobs_equal_a_direct_model_call(loaded, prompts):
         assert _flat(got[i]["option_logprobs"]) == pytest.approx(_flat(want), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_greedy_forcing_equals_generate_on_the_same_continuation(loaded, prompts):
     import torch
 

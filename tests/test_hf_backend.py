@@ -81,6 +81,7 @@ def test_cache_key_changes_with_generation_config(tiny_model_dir, tmp_path):
     assert sb.backend(tiny_model_dir.name).forward_batches == 1
 
 
+@pytest.mark.slow
 def test_batched_matches_one_at_a_time(tiny_model_dir, tmp_path):
     a = session_for([str(tiny_model_dir)], tmp_path / "c1", tmp_path, batch_size=8, mnt=10)
     b = session_for([str(tiny_model_dir)], tmp_path / "c2", tmp_path, batch_size=1, mnt=10)
@@ -90,6 +91,7 @@ def test_batched_matches_one_at_a_time(tiny_model_dir, tmp_path):
     assert same >= 0.9 * len(ra)
 
 
+@pytest.mark.slow
 def test_two_adapters_share_one_base_load(tiny_model_dir, tmp_path):
     a1 = make_adapter(tiny_model_dir, tmp_path / "ad1", seed=1)
     a2 = make_adapter(tiny_model_dir, tmp_path / "ad2", seed=2)
@@ -127,6 +129,7 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tiny_tokenizer_dir,
         session_for(["mis"], tmp_path / "c", tmp_path, registry=reg)
 
 
+@pytest.mark.slow
 def test_generate_engine_fallback_gives_the_engine_s_tokens_and_survives_a_broken_engine(tiny_model_dir, tmp_path,
                                                                                            monkeypatch):
     """``engine = "generate"`` runs transformers' generate() one prompt at a time: the same responses as the

@@ -136,6 +136,7 @@ def test_nothing_scored_says_so(tmp_path, tasks):
     assert "<rect" not in html.split("nothing scored")[0].rsplit("<svg", 1)[1]
 
 
+@pytest.mark.slow
 def test_size_of_the_bundled_bench_with_two_students_and_long_responses(tmp_path, tasks):
     long = "Step. " * 4000  # 24,000 characters before the answer line, per response
     eps = _episodes(tasks, ["alpha", "beta"], response=lambda t: f"{long}\nANSWER: {t.answer}")
@@ -199,6 +200,7 @@ def _pytest(cwd: Path, *args) -> subprocess.CompletedProcess:
                            *args], cwd=cwd, check=False, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_session_writes_report_html_by_default_and_honours_the_option(tmp_path, replay_file):
     common = ["--student", f"replay:{replay_file}", "-k", "modus_ponens"]
     res = _pytest(tmp_path, *common, "--skillbench-run-dir", "r1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from chat_students import BenchStudent
 from loopback import Loopback
 
@@ -36,6 +37,7 @@ def section(res) -> list[str]:
     return res.stdout.str().split("= skillbench =", 1)[1].split("\n=")[0].rstrip().splitlines()
 
 
+@pytest.mark.slow
 def test_identical_reports_for_n0_n1_n4_replay_and_served(pytester, tmp_path):
     replay = write_replay(tmp_path / "toy.jsonl", TASKS)
     student = BenchStudent(TASKS)

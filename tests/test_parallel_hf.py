@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
 from conftest import write_replay
 from pytest_skillbench import plugin
@@ -20,6 +21,7 @@ def normalised(path) -> dict:
     return rep
 
 
+@pytest.mark.slow
 def test_identical_reports_with_a_tiny_hf_student(pytester, tiny_model_dir, tmp_path):
     replay = write_replay(tmp_path / "toy.jsonl", TASKS)
     mp = [t for t in TASKS if t.skill == "modus-ponens"]

@@ -63,6 +63,7 @@ def test_failure_message_is_three_lines_no_traceback(pytester, tmp_path, bundled
     assert "Traceback" not in out and "site-packages" not in out
 
 
+@pytest.mark.slow
 def test_item_ids_keywords_and_markers(pytester, replay_file, bundled_bench):
     res = run(pytester, "--student", f"replay:{replay_file}", "--collect-only", "-q", "--strict-markers")
     ids = [line for line in res.stdout.lines if "::" in line]
@@ -95,6 +96,7 @@ def test_last_failed_reruns_only_failures(pytester, replay_file):
     second.assert_outcomes(failed=failed, deselected=400 - failed)
 
 
+@pytest.mark.slow
 def test_collection_is_counted_by_pytest(pytester, replay_file, bundled_bench):
     """Items come from a real collector: pytest counts them before -k deselects (--co, -q, xdist, JUnit)."""
     tasks = bundled_bench.split("holdout")
@@ -115,6 +117,7 @@ def test_collection_is_counted_by_pytest(pytester, replay_file, bundled_bench):
     dist.stdout.fnmatch_lines([f"*2 workers [[]{mp} items[]]*"])
 
 
+@pytest.mark.slow
 def test_xdist_gives_the_same_numbers(pytester, replay_file):
     reports = []
     for n in ("0", "2"):

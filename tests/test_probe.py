@@ -135,6 +135,7 @@ def test_plugin_probe_adds_the_base_and_prints_a_table(pytester, capsys, monkeyp
     assert "generality probe" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_probe_on_a_tiny_adapter_adds_its_base_model(pytester, tiny_model_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

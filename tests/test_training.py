@@ -182,6 +182,7 @@ def test_mask_check_refuses_bad_rows_naming_them(tokenizer, tmp_path, tiny_model
 
 
 # -- LoRA run -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_lora_trains_and_the_loss_goes_down(lora_run):
     m = lora_run["manifest"]
     losses = [s["loss"] for s in m["steps"]]
@@ -225,6 +226,7 @@ def test_name_appends_a_registry_entry(lora_run):
         check_name_free("v1", proj)
 
 
+@pytest.mark.slow
 def test_adapter_reloads_and_the_plugin_evaluates_it(lora_run, pytester):
     out = lora_run["out"]
     report = pytester.path / "report.json"

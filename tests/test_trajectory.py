@@ -172,6 +172,7 @@ def test_cli_trajectory_recomputes_a_stored_run(tmp_path, capsys):
     assert "trajectory v1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_plugin_all_checkpoints_on_tiny_model(pytester, train_dir, bundled_bench, tmp_path, monkeypatch, capsys):
     tasks = bundled_bench.split("holdout")[:2]
     pytester.makefile(".toml", pyproject=f'[tool.skillbench.students.v1]\nadapter = "{train_dir}"\n')
