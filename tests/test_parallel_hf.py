@@ -16,7 +16,7 @@ TASKS = load_bench("bundled").split("holdout")
 
 def normalised(path) -> dict:
     rep = json.loads(path.read_text())
-    for key in ("started", "finished", "run_dir"):
+    for key in ("started", "finished", "run_dir", "command"):
         rep["run"].pop(key, None)
     return rep
 
