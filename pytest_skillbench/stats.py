@@ -11,10 +11,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
 
 DEFAULT_RESAMPLES = 10_000
 DEFAULT_SEED = 20251122
+
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: scipy costs ~1 s to import, and this module is reached from the
+    pytest plugin's session, which must stay cheap when no student is evaluated."""
+    from scipy import stats
+
+    return stats
 
 
 def wilson(passed: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -48,10 +55,10 @@ def mcnemar(b: int, c: int) -> McNemar:
     if n == 0:
         return McNemar(b, c, None, 1.0, "exact")
     if n < 25:
-        p = float(_st.binomtest(min(b, c), n, 0.5, alternative="two-sided").pvalue)
+        p = float(_scipy_stats().binomtest(min(b, c), n, 0.5, alternative="two-sided").pvalue)
         return McNemar(b, c, None, min(1.0, p), "exact")
     stat = (abs(b - c) - 1) ** 2 / n
-    return McNemar(b, c, float(stat), float(_st.chi2.sf(stat, 1)), "chi2_cc")
+    return McNemar(b, c, float(stat), float(_scipy_stats().chi2.sf(stat, 1)), "chi2_cc")
 
 
 def _indices(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -141,8 +148,8 @@ def mde_paired(n: int, discordance: float, alpha: float = 0.05, power: float = 0
     """
     if n <= 0:
         return None
-    za = _st.norm.ppf(1 - alpha / 2)
-    zb = _st.norm.ppf(power)
+    za = _scipy_stats().norm.ppf(1 - alpha / 2)
+    zb = _scipy_stats().norm.ppf(power)
     pd = max(discordance, 1.0 / n)
 
     def needed(delta: float) -> float:
@@ -166,7 +173,7 @@ def spearman(x: list[float], y: list[float]) -> dict:
     ys = np.asarray(y, dtype=float)
     if xs.size < 3 or np.all(xs == xs[0]) or np.all(ys == ys[0]):
         return {"rho": None, "p": None, "n": int(xs.size), "tied_x": int(xs.size - np.unique(xs).size)}
-    r = _st.spearmanr(xs, ys)
+    r = _scipy_stats().spearmanr(xs, ys)
     return {"rho": float(r.statistic), "p": float(r.pvalue), "n": int(xs.size),
             "tied_x": int(xs.size - np.unique(xs).size)}
 
