@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .episodes import Episode
+from .episodes import Episode, Status
 from .errors import SkillbenchError
 
 
@@ -73,7 +73,7 @@ def agree(eps_a: list[Episode], eps_b: list[Episode]) -> dict:
         if not (ea.verdict.scored and eb.verdict.scored):
             not_scored += 1
             continue
-        a, b = int(ea.verdict.status == "passed"), int(eb.verdict.status == "passed")
+        a, b = int(ea.verdict.status == Status.PASSED), int(eb.verdict.status == Status.PASSED)
         pairs[key] = (a, b)
         if a != b:
             disagreements[ea.skill].append({"student": ea.student, "task_uid": ea.task_uid, "condition": ea.condition,

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .episodes import Episode, read_episodes
+from .episodes import Episode, Status, read_episodes
 from .errors import SkillbenchError
 from .provenance import check_paths, inference_path, path_differences, template_warnings
 
@@ -106,7 +106,8 @@ def episodes_frame(episodes: list[Episode], run: str = ""):
         v = e.verdict
         rows.append({"run": run, "student": e.student, "condition": e.condition, "task_uid": e.task_uid,
                      "skill": e.skill, "category": e.category, "query_type": e.query_type, "status": v.status,
-                     "scored": v.scored, "passed": (1.0 if v.status == "passed" else 0.0) if v.scored else np.nan,
+                     "scored": v.scored,
+                     "passed": (1.0 if v.status == Status.PASSED else 0.0) if v.scored else np.nan,
                      "format_ok": bool(v.format_ok), "judge": v.judge, "reason": v.reason,
                      "expected": v.expected, "extracted": v.extracted, "rationale": v.rationale,
                      "response": e.response, "gen_tokens": e.gen_tokens})
@@ -169,7 +170,7 @@ def outcomes(eps: list[Episode]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for e in eps:
         if e.verdict.scored:
-            out[e.condition][e.task_uid] = 1 if e.verdict.status == "passed" else 0
+            out[e.condition][e.task_uid] = 1 if e.verdict.status == Status.PASSED else 0
     return out
 
 
@@ -266,8 +267,8 @@ def per_skill(eps: list[Episode], flat_band: float = 0.0) -> dict:
     for cond in ("baseline", "curated"):
         rows = [e for e in eps if e.condition == cond and e.verdict.scored]
         if rows:
-            se[cond] = stats.clustered_se(np.array([e.verdict.status == "passed" for e in rows], dtype=float),
-                                          [e.skill for e in rows])
+            won = np.array([e.verdict.status == Status.PASSED for e in rows], dtype=float)
+            se[cond] = stats.clustered_se(won, [e.skill for e in rows])
     return {"skills": skills, "groups": groups, "flat_band": flat_band,
             "spearman_baseline_vs_delta": stats.spearman(xs, ys), "clustered_se": se}
 

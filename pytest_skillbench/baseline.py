@@ -19,7 +19,7 @@ import datetime as _dt
 import json
 from pathlib import Path
 
-from .episodes import Episode, Verdict
+from .episodes import Episode, Status, Verdict
 from .errors import SkillbenchError
 
 FORMAT = "skillbench-baseline/1"
@@ -46,11 +46,11 @@ def baseline_dict(episodes: list[Episode], manifest: dict, source: str, students
             ce = [e for e in eps if e.student == s and e.condition == cond]
             if not ce:
                 continue
-            passed = sum(e.verdict.status == "passed" for e in ce)
+            passed = sum(e.verdict.status == Status.PASSED for e in ce)
             scored = sum(e.verdict.scored for e in ce)
             summary.setdefault(s, {})[cond] = {"n": len(ce), "scored": scored, "passed": passed,
                                                "pass_rate": passed / scored if scored else None,
-                                               "errors": sum(e.verdict.status == "error" for e in ce)}
+                                               "errors": sum(e.verdict.status == Status.ERROR for e in ce)}
     man = dict(manifest or {})
     if isinstance(man.get("students"), dict):
         man["students"] = {k: v for k, v in man["students"].items() if k in keep}
@@ -138,7 +138,7 @@ def load_reference(ref: str, root: Path):
 # -- command line -------------------------------------------------------------------------------------
 def _cmd_save(args) -> int:
     data = save_baseline(args.run, args.out, args.student or None)
-    n_err = sum(i["status"] == "error" for i in data["items"])
+    n_err = sum(i["status"] == Status.ERROR for i in data["items"])
     for s, conds in data["summary"].items():
         parts = [f"{c} {v['passed']}/{v['scored']}" + (f" ({v['pass_rate']:.1%})" if v["pass_rate"] is not None
                                                        else "") for c, v in conds.items()]

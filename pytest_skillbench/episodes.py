@@ -11,10 +11,44 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
+from typing import Final
 
 from .errors import SkillbenchError
 
-STATUSES = ("passed", "failed", "unscored", "error")
+
+class Status:
+    """The four verdict statuses, as plain ``str`` constants rather than an ``Enum``: a status travels
+    through JSON, YAML, xdist's execnet channel and ``repr`` in messages, and a str subclass would change
+    (or break) each of those, so ``Status.PASSED`` *is* the string ``"passed"``."""
+
+    PASSED: Final = "passed"
+    FAILED: Final = "failed"
+    UNSCORED: Final = "unscored"  # no parseable answer, or judge output unreadable: never counted
+    ERROR: Final = "error"  # infrastructure (generation or judge call failed): never counted
+
+
+STATUSES = (Status.PASSED, Status.FAILED, Status.UNSCORED, Status.ERROR)
+SCORED = (Status.PASSED, Status.FAILED)
+
+
+class Reason:
+    """Verdict ``reason`` values that more than one module writes or compares (one spelling, one place).
+    Other reasons are free text of a single module (e.g. ``probe_<kind>``, ``judge_error`` on import)."""
+
+    NO_ANSWER_LINE: Final = "no_answer_line"
+    ANSWER_NOT_IN_EXPECTED_FORM: Final = "answer_not_in_expected_form"
+    FREE_FORM_NEEDS_LLM_JUDGE: Final = "free_form_needs_llm_judge"
+    GENERATION_ERROR: Final = "generation_error"
+    JUDGE_PARSE_FAILURE: Final = "judge_parse_failure"
+    JUDGE_UNAVAILABLE: Final = "judge_unavailable"
+    JUDGE_REQUEST_REJECTED: Final = "judge_request_rejected"
+    JUDGE_HOOK_INVALID: Final = "judge_hook_invalid"
+    WORKER_CRASHED: Final = "worker_crashed"
+    MISSING_VERDICT: Final = "missing verdict"
+
+
+# format misses: the answer may be right but is not on a parseable ANSWER line (answer forcing, the report)
+FORMAT_REASONS = (Reason.NO_ANSWER_LINE, Reason.ANSWER_NOT_IN_EXPECTED_FORM)
 
 
 @dataclass
@@ -36,7 +70,7 @@ class Verdict:
 
     @property
     def scored(self) -> bool:
-        return self.status in ("passed", "failed")
+        return self.status in SCORED
 
     def to_dict(self) -> dict:
         d = {f: _plain(getattr(self, f)) for f in _VERDICT_FIELDS}
@@ -74,7 +108,8 @@ class Episode:
     @classmethod
     def from_dict(cls, d: dict) -> Episode:
         d = dict(d)
-        d["verdict"] = Verdict.from_dict(d.get("verdict") or {"status": "error", "reason": "missing verdict"})
+        missing = {"status": Status.ERROR, "reason": Reason.MISSING_VERDICT}
+        d["verdict"] = Verdict.from_dict(d.get("verdict") or missing)
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 

@@ -27,10 +27,10 @@ import re
 from dataclasses import dataclass
 
 from .bench.tasks import Task
-from .episodes import Verdict
+from .episodes import FORMAT_REASONS, SCORED, Status, Verdict
 
 FORCING_VERSION = "force-v1"  # part of the forcing cache key
-FORCE_REASONS = ("no_answer_line", "answer_not_in_expected_form")
+FORCE_REASONS = FORMAT_REASONS  # a format miss is what forcing can rescue
 GREEDY_MAX_TOKENS = 16
 ANSWER_SUFFIX = "\nANSWER:"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -149,7 +149,7 @@ def greedy_result(text: str) -> dict:
 
 def needs_forcing(strict: Verdict, truncated: bool) -> bool:
     """An episode is forced when its strict verdict has no usable answer, or its response was cut off."""
-    return (strict.status == "unscored" and strict.reason in FORCE_REASONS) or truncated
+    return (strict.status == Status.UNSCORED and strict.reason in FORCE_REASONS) or truncated
 
 
 def forced_verdict(task: Task, forced: dict) -> Verdict:
@@ -199,7 +199,7 @@ def same_answer(a: Verdict, b: dict) -> bool:
 
     if a.status != b.get("status"):
         return False
-    return a.status == "passed" or normalise(a.extracted or "") == normalise(b.get("extracted") or "")
+    return a.status == Status.PASSED or normalise(a.extracted or "") == normalise(b.get("extracted") or "")
 
 
 def agreement(episodes) -> dict:
@@ -208,6 +208,6 @@ def agreement(episodes) -> dict:
     pairs = []
     for e in episodes:
         strict, forced = strict_of(e.verdict), forced_of(e.verdict)
-        if forced is not None and strict.scored and forced.get("status") in ("passed", "failed"):
+        if forced is not None and strict.scored and forced.get("status") in SCORED:
             pairs.append(same_answer(strict, forced))
     return {"share": sum(pairs) / len(pairs) if pairs else None, "n": len(pairs)}

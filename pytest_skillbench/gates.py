@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .episodes import Episode
+from .episodes import Episode, Status
 from .errors import SkillbenchError
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_INFRASTRUCTURE = 0, 1, 3
@@ -206,7 +206,7 @@ def build_plan(session) -> GatePlan:
 
 # -- evaluation ---------------------------------------------------------------------------------------
 def _outcomes(eps: list[Episode], condition: str) -> dict[str, int]:
-    return {e.task_uid: int(e.verdict.status == "passed") for e in eps
+    return {e.task_uid: int(e.verdict.status == Status.PASSED) for e in eps
             if e.condition == condition and e.verdict.scored}
 
 
@@ -233,16 +233,17 @@ def _cond_metrics(eps: list[Episode], with_strict: bool = True) -> dict:
 
 def _cond_metrics_of(eps: list[Episode]) -> dict:
     n = len(eps)
-    passed = sum(e.verdict.status == "passed" for e in eps)
-    failed = sum(e.verdict.status == "failed" for e in eps)
-    unscored = sum(e.verdict.status == "unscored" for e in eps)
-    errors = sum(e.verdict.status == "error" for e in eps)
+    passed = sum(e.verdict.status == Status.PASSED for e in eps)
+    failed = sum(e.verdict.status == Status.FAILED for e in eps)
+    unscored = sum(e.verdict.status == Status.UNSCORED for e in eps)
+    errors = sum(e.verdict.status == Status.ERROR for e in eps)
     scored = passed + failed
     answered = n - errors
     lo, hi = stats.wilson(passed, scored) if scored else (None, None)
     return {"n": n, "scored": scored, "passed": passed, "failed": failed, "unscored": unscored, "errors": errors,
             "pass_rate": passed / scored if scored else None, "ci95.low": lo, "ci95.high": hi,
-            "format_compliance": (sum(bool(e.verdict.format_ok) for e in eps if e.verdict.status != "error")
+            "format_compliance": (sum(bool(e.verdict.format_ok) for e in eps
+                                      if e.verdict.status != Status.ERROR)
                                   / answered) if answered else None,
             "error_rate": errors / n if n else None, "unscored_rate": unscored / n if n else None}
 
@@ -388,7 +389,7 @@ def evaluate(plan: GatePlan, episodes: list[Episode], run: dict, *, seed: int = 
                         entry["bench_hash_differs"] = True
                 results.append(entry)
 
-    errors = sum(e.verdict.status == "error" for e in episodes)
+    errors = sum(e.verdict.status == Status.ERROR for e in episodes)
     all_pass = all(r["passed"] for r in results) if results else None
     if errors:
         code = EXIT_INFRASTRUCTURE

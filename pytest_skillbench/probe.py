@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bench.tasks import Task
-from .episodes import Verdict
+from .episodes import Reason, Status, Verdict
 from .errors import SkillbenchError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -253,8 +253,8 @@ def score(item: ProbeItem, text: str | None, premise_judge: PremiseJudge | None 
     from .drift import asks_for_json, json_valid
 
     if text is None:
-        return Verdict(status="error", expected=item.answer, judge="none", rationale="no response",
-                       reason="generation_error"), {"kind": item.kind}
+        return Verdict(status=Status.ERROR, expected=item.answer, judge="none", rationale="no response",
+                       reason=Reason.GENERATION_ERROR), {"kind": item.kind}
     locked = format_locked(text)
     phantom = phantom_skill_mention(text)
     m = {"kind": item.kind, "format_locked": locked, "phantom_skill": phantom}
@@ -283,8 +283,9 @@ def score(item: ProbeItem, text: str | None, premise_judge: PremiseJudge | None 
             problems.append(f"phantom skill block ({phantom})")
         if asks and not m["json_valid"]:
             problems.append("no valid JSON although JSON was asked for")
-    v = Verdict(status="failed" if problems else "passed", expected=item.answer, extracted=extracted, judge=judge,
-                rationale="; ".join(problems) or "ok", format_ok=not locked, reason="probe_" + item.kind)
+    v = Verdict(status=Status.FAILED if problems else Status.PASSED, expected=item.answer, extracted=extracted,
+                judge=judge, rationale="; ".join(problems) or "ok", format_ok=not locked,
+                reason="probe_" + item.kind)
     return v, m
 
 
@@ -320,7 +321,7 @@ def probe_section(episodes, run: dict | None = None) -> dict | None:
         judges = sorted({r.get("confabulation_judge") for r in rows if r.get("confabulation_judge")})
         entry["confabulation_judges"] = judges
         entry["mean_tokens"] = aggregate(es).get("mean_tokens")
-        entry["passed"] = sum(e.verdict.status == "passed" for e in es)
+        entry["passed"] = sum(e.verdict.status == Status.PASSED for e in es)
         students[name] = entry
     against = {}
     for name, base in base_map(list(students), run or {}).items():

@@ -25,10 +25,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .episodes import STATUSES, Episode, read_episodes
+from .episodes import STATUSES, Episode, Status, read_episodes
 from .errors import SkillbenchError
 
-REJUDGE_STATUSES = ("error", "unscored")
+REJUDGE_STATUSES = (Status.ERROR, Status.UNSCORED)
 
 
 def _now() -> str:
@@ -86,7 +86,7 @@ def rejudge_episodes(episodes: list[Episode], tasks: dict, runner) -> dict:
     return {"at": at, "judge": runner.describe(), "episodes": len(targets),
             "before": {s: before.get(s, 0) for s in REJUDGE_STATUSES},
             "after": {s: after.get(s, 0) for s in STATUSES},
-            "not_rejudged_generation_errors": sum(e.verdict.status == "error" and e.response is None
+            "not_rejudged_generation_errors": sum(e.verdict.status == Status.ERROR and e.response is None
                                                   for e in episodes)}
 
 

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from . import __version__, stats
-from .episodes import Episode, Verdict, write_episodes
+from .episodes import Episode, Status, Verdict, write_episodes
 from .errors import SkillbenchError
 
 JUDGE_FAILED = "judge evaluation failed:"
@@ -55,12 +55,12 @@ def _status(row: dict) -> tuple[str, str]:
     rationale = str(row.get("judge_rationale") or "")
     passed = row.get("passed")
     if passed is True:
-        return "passed", ""
+        return Status.PASSED, ""
     if rationale.strip().lower().startswith(JUDGE_FAILED):
-        return "error", "judge_error"
+        return Status.ERROR, "judge_error"
     if passed is False:
-        return "failed", ""
-    return "unscored", "no_verdict"
+        return Status.FAILED, ""
+    return Status.UNSCORED, "no_verdict"
 
 
 def convert(path: str | Path, *, bench: str = "bundled", mode: str | None = None) -> tuple[list[Episode], dict]:
@@ -129,7 +129,7 @@ def convert(path: str | Path, *, bench: str = "bundled", mode: str | None = None
     conditions = sorted({e.condition for e in eps})
     manifest = {"skillbench_version": __version__, "imported_from": str(eps_file), "imported_at": now,
                 "import": {"records": len(data), "episodes": len(eps), "duplicates": duplicates,
-                           "errors": sum(e.verdict.status == "error" for e in eps),
+                           "errors": sum(e.verdict.status == Status.ERROR for e in eps),
                            "matched_bench_tasks": sum(e.task_uid in tasks for e in eps), "mode": mode},
                 "students": students, "bench": bench, "conditions": conditions,
                 "judge": {"mode": mode or "reference", "backend": "reference", "model": None},

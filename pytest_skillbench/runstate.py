@@ -24,10 +24,10 @@ import os
 import socket
 from pathlib import Path
 
-from .episodes import Episode
+from .episodes import Episode, Reason, Status
 
 RESUME_FILE = "resume.json"
-CRASH_REASON = "worker_crashed"
+CRASH_REASON = Reason.WORKER_CRASHED
 _OUTPUT_ONLY = {"json", "episodes", "run_dir", "gate", "gate_against", "gate_margin", "seed", "resamples",
                 "allow_path_mismatch", "sft_pair", "students", "cache"}
 
@@ -164,14 +164,14 @@ def prepare(session) -> None:
     session.resume_shards = [str(p) for p in previous]
     load_previous(session, session.resume_shards)
     if session.previous:
-        done = sum(e.verdict.status != "error" for e in session.previous.values())
+        done = sum(e.verdict.status != Status.ERROR for e in session.previous.values())
         session.resume_note = f"resuming {session.run_dir}: {done} finished episode(s) are reused"
         session.write(f"[skillbench] {session.resume_note}")
 
 
 def load_previous(session, paths) -> None:
     """Finished episodes of earlier processes of this run (reused by ``SkillbenchSession.run``)."""
-    session.previous = {k: e for k, e in read_shards(paths).items() if e.verdict.status != "error"}
+    session.previous = {k: e for k, e in read_shards(paths).items() if e.verdict.status != Status.ERROR}
 
 
 def merge(session) -> None:
@@ -185,5 +185,5 @@ def merge(session) -> None:
         if selected and key not in selected:
             continue
         have = session.episodes.get(key)
-        if have is None or (have.verdict.reason == CRASH_REASON and ep.verdict.status != "error"):
+        if have is None or (have.verdict.reason == CRASH_REASON and ep.verdict.status != Status.ERROR):
             session.episodes[key] = ep

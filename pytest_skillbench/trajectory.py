@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from . import stats
+from .episodes import Status
 from .errors import SkillbenchError
 
 _STEP = re.compile(r"^(?P<family>.+)@(?:checkpoint-(?P<step>\d+)|(?P<base>base))$")
@@ -203,7 +204,7 @@ def trajectory_section(episodes, run: dict, students: dict) -> dict:
             agg = aggregate([e for e in eps if e.condition in CONDS])
             row["mean_tokens"] = agg.get("mean_tokens")
             row["tokens_source"] = agg.get("tokens_source")
-            answered = [e for e in eps if e.condition in CONDS and e.verdict.status != "error"]
+            answered = [e for e in eps if e.condition in CONDS and e.verdict.status != Status.ERROR]
             row["format_compliance"] = (sum(bool(e.verdict.format_ok) for e in answered) / len(answered)
                                         if answered else None)
             loss = training_loss(student_weights_path(run, name)) if step > 0 else None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..episodes import Status
 from ..errors import SkillbenchError
 from . import BUNDLED_BENCHES, bench_version, bundled_dir, load_bench, load_catalog
 from .catalog import Catalog, Skill
@@ -370,7 +371,7 @@ def check_demo(demo: Demo, task: Task | None, skill: Skill | None) -> list[str]:
         if task.query_type == "FREE_FORM":
             ok = normalise(last.split(":", 1)[1]) == normalise(task.answer)
         else:
-            ok = judge(task, last).status == "passed"
+            ok = judge(task, last).status == Status.PASSED
         if not ok:
             problems.append(f"ANSWER line {last.strip()!r} does not pass the gold {task.answer!r}")
     return problems

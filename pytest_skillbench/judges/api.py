@@ -17,6 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ..episodes import Reason
 from ..retry import (  # noqa: F401  (re-exported: the judges' public names)
     RETRY_STATUSES,
     PermanentError,
@@ -50,9 +51,10 @@ async def call_with_retries(call: Callable[[], Awaitable[str]], policy: RetryPol
     if out.ok:
         return out.value
     if out.permanent:
-        return JudgeCallError(f"judge request rejected: {out.error}", "judge_request_rejected", out.attempts)
+        return JudgeCallError(f"judge request rejected: {out.error}", Reason.JUDGE_REQUEST_REJECTED,
+                              out.attempts)
     n = out.attempts
-    return JudgeCallError(f"judge unavailable after {n} attempt(s): {out.error}", "judge_unavailable", n)
+    return JudgeCallError(f"judge unavailable after {n} attempt(s): {out.error}", Reason.JUDGE_UNAVAILABLE, n)
 
 
 def run_sync(coro_factory: Callable[[], Awaitable]):

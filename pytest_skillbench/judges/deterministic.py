@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from ..bench.tasks import Task
-from ..episodes import Verdict
+from ..episodes import Reason, Status, Verdict
 
 JUDGE_NAME = "deterministic"
 _ANSWER_RE = re.compile(r"answer\s*[*_`]*\s*:\s*(.*)$", re.I)
@@ -102,20 +102,20 @@ def judge(task: Task, response: str | None) -> Verdict:
     expected = task.answer
     extracted = extract_answer(response)
     if task.query_type == "FREE_FORM":
-        return Verdict(status="unscored", expected=expected, extracted=extracted, judge=JUDGE_NAME,
+        return Verdict(status=Status.UNSCORED, expected=expected, extracted=extracted, judge=JUDGE_NAME,
                        rationale="FREE_FORM answers need the LLM judge", format_ok=extracted is not None,
-                       reason="free_form_needs_llm_judge")
+                       reason=Reason.FREE_FORM_NEEDS_LLM_JUDGE)
     if extracted is None:
-        return Verdict(status="unscored", expected=expected, extracted=None, judge=JUDGE_NAME,
+        return Verdict(status=Status.UNSCORED, expected=expected, extracted=None, judge=JUDGE_NAME,
                        rationale="no ANSWER: line in the response (format miss)", format_ok=False,
-                       reason="no_answer_line")
+                       reason=Reason.NO_ANSWER_LINE)
     qt = task.query_type
     if qt == "YES_NO":
         value = extracted.lower()
         if value not in ("yes", "no"):
-            return Verdict(status="unscored", expected=expected, extracted=extracted, judge=JUDGE_NAME,
+            return Verdict(status=Status.UNSCORED, expected=expected, extracted=extracted, judge=JUDGE_NAME,
                            rationale="ANSWER line is not exactly yes or no", format_ok=False,
-                           reason="answer_not_in_expected_form")
+                           reason=Reason.ANSWER_NOT_IN_EXPECTED_FORM)
         ok = value == expected.lower()
     elif qt == "SINGLE_WORD":
         ok = without_honorifics(normalise(extracted)) == without_honorifics(normalise(expected))
@@ -127,6 +127,7 @@ def judge(task: Task, response: str | None) -> Verdict:
             ok = ranking_items(extracted) == gold_items
     else:  # pragma: no cover - validated at load time
         raise ValueError(f"unknown query type {qt}")
-    return Verdict(status="passed" if ok else "failed", expected=expected, extracted=extracted, judge=JUDGE_NAME,
+    return Verdict(status=Status.PASSED if ok else Status.FAILED, expected=expected, extracted=extracted,
+                   judge=JUDGE_NAME,
                    rationale="matches the gold answer" if ok else "does not match the gold answer",
                    format_ok=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..episodes import Reason
 from ..errors import SkillbenchError
 from ..students.base import GenRequest
 from ..students.embedded import EMBEDDED_NAME
@@ -76,9 +77,9 @@ class HFJudge:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken local judge is infrastructure: error, not failed
             msg = f"local judge failed: {type(exc).__name__}: {exc}"
-            return [JudgeCallError(msg, "judge_unavailable", 1) for _ in prompts]
+            return [JudgeCallError(msg, Reason.JUDGE_UNAVAILABLE, 1) for _ in prompts]
         return [r.text if r is not None and r.text is not None
-                else JudgeCallError((r.error if r else None) or "no output", "judge_unavailable", 1)
+                else JudgeCallError((r.error if r else None) or "no output", Reason.JUDGE_UNAVAILABLE, 1)
                 for r in results]
 
 

@@ -23,11 +23,11 @@ import math
 import re
 
 from ..bench.tasks import Task
-from ..episodes import Verdict
+from ..episodes import Reason, Status, Verdict
 from . import deterministic
 
 JUDGE_PROMPT_VERSION = "judge-v1"
-PARSE_FAILURE = "judge_parse_failure"
+PARSE_FAILURE = Reason.JUDGE_PARSE_FAILURE
 
 ANSWER_FORMS = {
     "YES_NO": "yes or no",
@@ -155,7 +155,7 @@ def verdict_from_output(task: Task, response: str, text: str | None, judge_name:
     try:
         data = parse_judge_output(text)
     except JudgeParseError as exc:
-        return Verdict(status="unscored", expected=task.answer, extracted=extracted, judge=judge_name,
+        return Verdict(status=Status.UNSCORED, expected=task.answer, extracted=extracted, judge=judge_name,
                        rationale=str(exc), format_ok=extracted is not None, reason=PARSE_FAILURE)
     reached = data["conclusion_reached"] if "conclusion_reached" in data else data["passed"]
     detail = {"conclusion_reached": reached, "criteria_met": _count(data.get("criteria_met")),
@@ -163,14 +163,15 @@ def verdict_from_output(task: Task, response: str, text: str | None, judge_name:
     if "passed" in data and data["passed"] != reached:
         detail["inconsistent_passed"] = data["passed"]  # passed = conclusion_reached by definition
     rationale = data.get("rationale")
-    return Verdict(status="passed" if reached else "failed", expected=task.answer, extracted=extracted,
-                   judge=judge_name, rationale=rationale if isinstance(rationale, str) else "",
+    return Verdict(status=Status.PASSED if reached else Status.FAILED, expected=task.answer,
+                   extracted=extracted, judge=judge_name,
+                   rationale=rationale if isinstance(rationale, str) else "",
                    format_ok=extracted is not None, reason="", score=_score(data.get("score")), detail=detail)
 
 
 def error_verdict(task: Task, response: str | None, judge_name: str, message: str,
-                  reason: str = "judge_unavailable") -> Verdict:
+                  reason: str = Reason.JUDGE_UNAVAILABLE) -> Verdict:
     """The judge could not be reached: infrastructure, ``error`` - never ``failed``."""
     extracted = deterministic.extract_answer(response)
-    return Verdict(status="error", expected=task.answer, extracted=extracted, judge=judge_name, rationale=message,
-                   format_ok=extracted is not None, reason=reason)
+    return Verdict(status=Status.ERROR, expected=task.answer, extracted=extracted, judge=judge_name,
+                   rationale=message, format_ok=extracted is not None, reason=reason)

@@ -28,7 +28,7 @@ from pathlib import Path
 from ..backends import JUDGE_BACKENDS
 from ..bench.tasks import Task
 from ..cache import Store, key_of
-from ..episodes import STATUSES, Verdict
+from ..episodes import SCORED, STATUSES, Reason, Status, Verdict
 from ..errors import SkillbenchError
 from . import deterministic, llm
 from .api import JudgeCallError
@@ -76,13 +76,15 @@ def hook_verdict(value: object, task: Task) -> Verdict | None:
         d.setdefault("judge", "hook")
         d.setdefault("expected", task.answer)
         if "status" not in d and isinstance(d.get("passed"), bool):
-            d["status"] = "passed" if d["passed"] else "failed"
+            d["status"] = Status.PASSED if d["passed"] else Status.FAILED
         v = Verdict.from_dict(d) if "status" in d else Verdict(status="", judge=d["judge"])
     else:
-        return Verdict(status="error", expected=task.answer, judge="hook", reason="judge_hook_invalid",
+        return Verdict(status=Status.ERROR, expected=task.answer, judge="hook",
+                       reason=Reason.JUDGE_HOOK_INVALID,
                        rationale=f"pytest_skillbench_judge returned {type(value).__name__}, not a Verdict or dict")
     if v.status not in STATUSES:
-        return Verdict(status="error", expected=task.answer, judge=v.judge or "hook", reason="judge_hook_invalid",
+        return Verdict(status=Status.ERROR, expected=task.answer, judge=v.judge or "hook",
+                       reason=Reason.JUDGE_HOOK_INVALID,
                        rationale=f"pytest_skillbench_judge returned status {v.status!r} (one of {', '.join(STATUSES)})")
     if not v.expected:
         v.expected = task.answer
@@ -151,7 +153,7 @@ class JudgeRunner:
             if key in self._llm or key in pending:
                 continue
             hit = self.store.get(key) if self.store is not None else None
-            if hit is not None and hit.get("verdict", {}).get("status") in ("passed", "failed"):
+            if hit is not None and hit.get("verdict", {}).get("status") in SCORED:
                 self._llm[key] = Verdict.from_dict(hit["verdict"])
                 self.cache_hits += 1
                 continue
@@ -187,7 +189,8 @@ class JudgeRunner:
             counts[v.status] += 1
             self._llm[key] = v
         self.judged += len(keys)
-        bad = f" ({counts['error']} error, {counts['unscored']} unscored)" if counts["error"] or counts["unscored"] else ""
+        err, uns = counts[Status.ERROR], counts[Status.UNSCORED]
+        bad = f" ({err} error, {uns} unscored)" if err or uns else ""
         self.write(f"[skillbench] {self.label}: judged {len(keys)} in {time.perf_counter() - t0:.1f}s{bad}")
 
     # -- per item ------------------------------------------------------------------------------------
@@ -195,8 +198,8 @@ class JudgeRunner:
         """(the episode's verdict, extra fields for ``Episode.extra``)."""
         item = JudgeItem(task, response, condition)
         if response is None:
-            return Verdict(status="error", expected=task.answer, judge="none", rationale="no response",
-                           reason="generation_error"), {}
+            return Verdict(status=Status.ERROR, expected=task.answer, judge="none", rationale="no response",
+                           reason=Reason.GENERATION_ERROR), {}
         hooked = self._hook_for(item)
         det = deterministic.judge(task, response)
         if hooked is not None:

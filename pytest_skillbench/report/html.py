@@ -20,6 +20,7 @@ import webbrowser
 from collections import defaultdict
 from pathlib import Path
 
+from ..episodes import STATUSES, Status
 from ..errors import SkillbenchError
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -146,7 +147,7 @@ def base_of(report: dict) -> dict[str, str]:
 
 
 def _outcome(status: str | None) -> int | None:
-    return {"passed": 1, "failed": 0}.get(status or "")
+    return {Status.PASSED: 1, Status.FAILED: 0}.get(status or "")
 
 
 def browser_data(report: dict, episodes: list[dict], prompts: dict | None = None) -> dict:
@@ -570,7 +571,7 @@ def render_html(report: dict, episodes: list[dict], *, prompts: dict | None = No
     students = list(dict.fromkeys([e["student"] for e in episodes] + list(report.get("students") or {})))
     facets = {"student": students,
               "condition": sorted({e["condition"] for e in episodes}),
-              "status": [s for s in ("passed", "failed", "unscored", "error")
+              "status": [s for s in STATUSES
                          if any((e.get("verdict") or {}).get("status") == s for e in episodes)],
               "skill": sorted({e.get("skill") or "" for e in episodes}),
               "query_type": sorted({e.get("query_type") or "" for e in episodes})}

@@ -12,29 +12,28 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..episodes import Episode
+from ..episodes import FORMAT_REASONS, SCORED, Episode, Status
 
-FORMAT_REASONS = ("no_answer_line", "answer_not_in_expected_form")
 MAX_EXAMPLES = 10
 
 
 def _category(primary: str, det: str, det_reason: str) -> str:
     if primary == det:
         return "agree"
-    if primary == "passed" and det == "unscored":
+    if primary == Status.PASSED and det == Status.UNSCORED:
         return "format_artifact" if det_reason in FORMAT_REASONS else "llm_passed_det_not_applicable"
-    if primary == "failed" and det == "unscored":
+    if primary == Status.FAILED and det == Status.UNSCORED:
         return "llm_failed_det_unscored"
-    if primary == "passed" and det == "failed":
+    if primary == Status.PASSED and det == Status.FAILED:
         return "llm_passed_det_failed"
-    if primary == "failed" and det == "passed":
+    if primary == Status.FAILED and det == Status.PASSED:
         return "llm_failed_det_passed"
     return "llm_not_scored"  # the LLM verdict is unscored / error
 
 
 def _rate(statuses: list[str]) -> float | None:
-    scored = [s for s in statuses if s in ("passed", "failed")]
-    return sum(s == "passed" for s in scored) / len(scored) if scored else None
+    scored = [s for s in statuses if s in SCORED]
+    return sum(s == Status.PASSED for s in scored) / len(scored) if scored else None
 
 
 def condition_disagreements(eps: list[Episode]) -> dict | None:

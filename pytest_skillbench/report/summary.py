@@ -12,13 +12,13 @@ import numpy as np
 
 from .. import forcing, stats
 from ..bench.tasks import QUERY_TYPES
-from ..episodes import Episode
+from ..episodes import Episode, Status
 from ..prompts import CONDITIONS
 from .judging import judge_disagreements, judging_totals
 
 
 def _rates(eps: list[Episode]) -> dict:
-    passed = sum(e.verdict.status == "passed" for e in eps)
+    passed = sum(e.verdict.status == Status.PASSED for e in eps)
     scored = sum(e.verdict.scored for e in eps)
     lo, hi = stats.wilson(passed, scored)
     return {"scored": scored, "passed": passed, "pass_rate": passed / scored if scored else None,
@@ -48,12 +48,12 @@ def forcing_summary(eps: list[Episode]) -> dict:
 
 
 def condition_summary(eps: list[Episode]) -> dict:
-    passed = sum(e.verdict.status == "passed" for e in eps)
-    failed = sum(e.verdict.status == "failed" for e in eps)
-    unscored = sum(e.verdict.status == "unscored" for e in eps)
-    errors = sum(e.verdict.status == "error" for e in eps)
+    passed = sum(e.verdict.status == Status.PASSED for e in eps)
+    failed = sum(e.verdict.status == Status.FAILED for e in eps)
+    unscored = sum(e.verdict.status == Status.UNSCORED for e in eps)
+    errors = sum(e.verdict.status == Status.ERROR for e in eps)
     scored = passed + failed
-    answered = [e for e in eps if e.verdict.status != "error"]
+    answered = [e for e in eps if e.verdict.status != Status.ERROR]
     fmt = sum(bool(e.verdict.format_ok) for e in answered)
     lo, hi = stats.wilson(passed, scored)
     return {"n": len(eps), "scored": scored, "passed": passed, "failed": failed,
@@ -73,7 +73,7 @@ def query_type_summary(eps: list[Episode]) -> dict:
         if not qe:
             continue
         scored = [e for e in qe if e.verdict.scored]
-        passed = sum(e.verdict.status == "passed" for e in scored)
+        passed = sum(e.verdict.status == Status.PASSED for e in scored)
         rates = [e.extra.get("chance_rate", 0.5 if qt == "YES_NO" else None) for e in scored]
         rates = [r for r in rates if r is not None]
         out[qt] = {"n": len(qe), "scored": len(scored), "passed": passed,
@@ -88,7 +88,7 @@ def paired_outcomes(eps: list[Episode], cond_a: str = "baseline", cond_b: str = 
     by = defaultdict(dict)
     for e in eps:
         if e.verdict.scored:
-            by[e.task_uid][e.condition] = 1 if e.verdict.status == "passed" else 0
+            by[e.task_uid][e.condition] = 1 if e.verdict.status == Status.PASSED else 0
     uids = sorted(u for u, d in by.items() if cond_a in d and cond_b in d)
     a = np.array([by[u][cond_a] for u in uids], dtype=np.int8)
     b = np.array([by[u][cond_b] for u in uids], dtype=np.int8)
