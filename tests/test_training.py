@@ -323,7 +323,8 @@ def test_trace_then_corpus_build(tmp_path):
     bench = load_bench("bundled")
     skills = ["modus-ponens", "modus-tollens"]
     tasks = [t for t in bench.split("train") if t.skill in skills]
-    replay = write_replay(tmp_path / "teacher.jsonl", tasks, student="teacher", p_right=0.8)
+    # seed 4: the two skills' baseline pass rates differ, so the ceiling filter below can drop one of them
+    replay = write_replay(tmp_path / "teacher.jsonl", tasks, student="teacher", p_right=0.8, seed=4)
     ns = argparse.Namespace(teacher=f"replay:{replay}", condition=None, split="train", skill=skills, limit=None,
                             bench=None, catalog=None, judge=None, max_new_tokens=None, batch_size=None, device=None,
                             dtype=None, cache=str(tmp_path / "cache"), out=str(tmp_path / "trace"))
@@ -350,6 +351,7 @@ def test_trace_then_corpus_build(tmp_path):
     from pytest_skillbench.training.corpus import ceiling_skills
 
     rates = ceiling_skills(tmp_path / "trace", 0.0)  # every skill with its baseline pass rate
+    assert len(set(rates.values())) == len(rates) == 2, rates  # not a tie, else the check below is vacuous
     top = max(rates, key=rates.get)
     dropped = build_corpus([str(tmp_path / "trace")], tmp_path / "d.jsonl", drop_ceiling_run=str(tmp_path / "trace"),
                            ceiling=rates[top], min_length=10)
