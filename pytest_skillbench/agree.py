@@ -1,4 +1,4 @@
-"""Judge agreement: ``skillbench agree RUN_A RUN_B [--json]``.
+"""Judge agreement between two judgings of the same responses (``skillbench agree RUN_A RUN_B [--json]``).
 
 Two judgings of the same responses (e.g. a run and its copy re-judged by another judge) are paired by
 (student, task_uid, condition); when the runs share no student name but each holds exactly one student,
@@ -18,15 +18,12 @@ by (task_uid, condition). Only pairs scored (passed / failed) under both judges 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from . import stats
 from .episodes import Episode, Status
-from .errors import SkillbenchError
 
 
 def _keyed(eps: list[Episode], with_student: bool) -> dict[tuple, Episode]:
@@ -146,30 +143,3 @@ def render(res: dict, name_a: str, name_b: str) -> list[str]:
         lines.append(f"WARNING: {res['response_mismatch']} paired episode(s) have different stored responses: these "
                      "runs are not two judgings of the same responses")
     return lines
-
-
-def _read(path: str) -> list[Episode]:
-    from .analysis import read_run
-
-    return read_run(path).episodes
-
-
-def _cmd_agree(args) -> int:
-    eps_a, eps_b = _read(args.run_a), _read(args.run_b)
-    if not eps_a or not eps_b:
-        raise SkillbenchError("a run holds no episodes", path=args.run_a if not eps_a else args.run_b)
-    res = agree(eps_a, eps_b)
-    if args.json:
-        print(json.dumps(res, indent=2, ensure_ascii=False))
-    else:
-        for line in render(res, Path(args.run_a).name, Path(args.run_b).name):
-            print(line)
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("agree", help="agreement, Cohen's kappa and Δ shift between two judgings of the same responses")
-    p.add_argument("run_a", metavar="RUN_A", help="run directory or episodes JSONL (judge A)")
-    p.add_argument("run_b", metavar="RUN_B", help="run directory or episodes JSONL (judge B)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=_cmd_agree)

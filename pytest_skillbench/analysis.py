@@ -1,5 +1,5 @@
-"""Analysis from stored episodes: SFT contribution, cross-model comparisons, multiplicity, per-skill tables,
-diagnostics, and the offline ``skillbench report`` command.
+"""Analysis from stored episodes: SFT contribution, cross-model comparisons, multiplicity, per-skill tables
+and diagnostics (the offline ``skillbench report`` recomputes them through ``report.offline``).
 
 Everything here is recomputed from episodes (and the run manifests beside them): no model is loaded.
 ``analyse`` returns the report sections added to ``build_report``'s output:
@@ -27,141 +27,21 @@ Comparisons across students whose inference paths differ are refused (see ``prov
 from __future__ import annotations
 
 import functools
-import json
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import stats
+from .bench import BUNDLED_BENCHES, bundled_dir
+from .bench.catalog import load_catalog
+from .diagnostics import phantom_rate
 from .episodes import Episode, Status, read_episodes
 from .errors import SkillbenchError
-from .provenance import check_paths, inference_path, path_differences, template_warnings
+from .lineage import declared_sft_pairs
+from .provenance import check_paths, find_stored_student, inference_path, path_differences, template_warnings
 
 ALPHA = 0.05
-
-
-# -- loading ------------------------------------------------------------------------------------------
-@dataclass
-class Run:
-    """One stored run: its directory (or episodes file), episodes and manifest."""
-
-    source: Path
-    episodes: list[Episode]
-    manifest: dict = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return self.source.name if self.source.is_dir() else self.source.stem
-
-
-def _read_shards(run_dir: Path) -> list[Episode]:
-    """Episodes of a run that stopped before writing episodes.jsonl (last record of a key wins)."""
-    latest: dict[tuple[str, str, str], Episode] = {}
-    for shard in sorted((run_dir / "shards").glob("*.jsonl")):
-        for ep in read_episodes(shard):
-            latest[(ep.student, ep.condition, ep.task_uid)] = ep
-    return [latest[k] for k in sorted(latest)]
-
-
-def read_run(path: str | Path) -> Run:
-    """A run directory (episodes.jsonl + manifest.json, or only shards/) or an episodes JSONL file."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        eps_file = path / "episodes.jsonl"
-        if eps_file.is_file():
-            eps = read_episodes(eps_file)
-        elif (path / "shards").is_dir():
-            eps = _read_shards(path)
-        else:
-            raise SkillbenchError("not a run directory (no episodes.jsonl)", path=path)
-        man_file = path / "manifest.json"
-    elif path.is_file():
-        eps = read_episodes(path)
-        man_file = path.parent / "manifest.json"
-        if (path.parent / "episodes.jsonl").resolve() != path.resolve():
-            man_file = path.with_name(path.stem + ".manifest.json")
-    else:
-        raise SkillbenchError("no such run directory or episodes file", path=path)
-    manifest = {}
-    if man_file.is_file():
-        try:
-            manifest = json.loads(man_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SkillbenchError(f"malformed manifest: {exc.msg}", path=man_file, line=exc.lineno) from None
-    return Run(source=path, episodes=eps, manifest=manifest)
-
-
-COLUMNS = ("run", "student", "condition", "task_uid", "skill", "category", "query_type", "status", "scored",
-           "passed", "format_ok", "judge", "reason", "expected", "extracted", "rationale", "response",
-           "gen_tokens")
-
-
-def episodes_frame(episodes: list[Episode], run: str = ""):
-    import pandas as pd
-
-    rows = []
-    for e in episodes:
-        v = e.verdict
-        rows.append({"run": run, "student": e.student, "condition": e.condition, "task_uid": e.task_uid,
-                     "skill": e.skill, "category": e.category, "query_type": e.query_type, "status": v.status,
-                     "scored": v.scored,
-                     "passed": (1.0 if v.status == Status.PASSED else 0.0) if v.scored else np.nan,
-                     "format_ok": bool(v.format_ok), "judge": v.judge, "reason": v.reason,
-                     "expected": v.expected, "extracted": v.extracted, "rationale": v.rationale,
-                     "response": e.response, "gen_tokens": e.gen_tokens})
-    return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def load_episodes(path):
-    """One row per episode (pandas DataFrame) from a run directory or an episodes JSONL file.
-
-    Columns: run, student, condition, task_uid, skill, category, query_type, status (passed | failed |
-    unscored | error), scored, passed (1.0 / 0.0, NaN when not scored), format_ok, judge, reason,
-    expected, extracted, rationale, response, gen_tokens. Several paths (a list) are concatenated.
-    """
-    import pandas as pd
-
-    if isinstance(path, (list, tuple)):
-        frames = [load_episodes(p) for p in path]
-        return pd.concat(frames, ignore_index=True) if frames else episodes_frame([])
-    run = read_run(path)
-    return episodes_frame(run.episodes, run.label)
-
-
-def merge_runs(runs: list[Run]) -> tuple[list[Episode], dict]:
-    """Episodes and one manifest for several runs; a student present in several runs gets ``@RUN``."""
-    if len(runs) == 1:
-        return runs[0].episodes, runs[0].manifest
-    seen: dict[str, int] = defaultdict(int)
-    for r in runs:
-        for name in {e.student for e in r.episodes}:
-            seen[name] += 1
-    episodes: list[Episode] = []
-    students: dict[str, dict] = {}
-    labels = []
-    for r in runs:
-        label = r.label
-        while label in labels:
-            label += "'"
-        labels.append(label)
-        mstudents = r.manifest.get("students") or {}
-        names = list(mstudents) + sorted({e.student for e in r.episodes} - set(mstudents))
-        rename = {n: (f"{n}@{label}" if seen[n] > 1 else n) for n in names}
-        for n in names:
-            if n not in {e.student for e in r.episodes}:
-                continue
-            entry = dict(mstudents.get(n) or {})
-            entry.setdefault("judge", r.manifest.get("judge"))
-            entry["run"] = str(r.source)
-            students[rename[n]] = entry
-        for e in r.episodes:
-            episodes.append(Episode.from_dict({**e.to_dict(), "student": rename.get(e.student, e.student)}))
-    manifest = {"runs": [{"source": str(r.source), **{k: v for k, v in r.manifest.items() if k != "students"}}
-                         for r in runs],
-                "students": students, "sft_pairs": sorted({p for r in runs for p in r.manifest.get("sft_pairs", [])})}
-    return episodes, manifest
 
 
 # -- per-task outcomes --------------------------------------------------------------------------------
@@ -189,31 +69,6 @@ def _estimate(diff: list[float], seed: int, resamples: int) -> dict:
 
 
 # -- SFT contribution ---------------------------------------------------------------------------------
-def parse_sft_pairs(values: list[str] | None) -> list[tuple[str, str]]:
-    out = []
-    for v in values or []:
-        if "=" not in v or not all(p.strip() for p in v.split("=", 1)):
-            raise SkillbenchError(f"--sft-pair {v!r}: expected STUDENT=BASE_STUDENT")
-        s, b = v.split("=", 1)
-        out.append((s.strip(), b.strip()))
-    return out
-
-
-def declared_sft_pairs(run: dict, explicit: list[str] | None = None) -> list[tuple[str, str]]:
-    """``--sft-pair`` values, the run's recorded pairs and ``base_student`` of registry entries (deduplicated)."""
-    pairs = parse_sft_pairs(list(explicit or []) + list(run.get("sft_pairs") or []))
-    for name, entry in (run.get("students") or {}).items():
-        base = ((entry or {}).get("spec") or {}).get("base_student")
-        if base:
-            pairs.append((name, base))
-    seen, out = set(), []
-    for p in pairs:
-        if p not in seen:
-            seen.add(p)
-            out.append(p)
-    return out
-
-
 def sft_contribution(student_eps: list[Episode], base_eps: list[Episode], *, seed: int, resamples: int) -> dict:
     s, b = outcomes(student_eps), outcomes(base_eps)
 
@@ -325,8 +180,6 @@ def comparisons(by_student: dict[str, list[Episode]], paths: dict[str, dict], *,
 
 
 def diagnostics(by_student: dict[str, list[Episode]], students: dict, run: dict, catalog=None) -> dict:
-    from .diagnostics import phantom_rate
-
     out: dict = {"students": {}, "template_warnings": template_warnings(run)}
     for name, eps in by_student.items():
         conds = (students.get(name) or {}).get("conditions", {})
@@ -356,9 +209,6 @@ def _catalog_for(run: dict):
 @functools.lru_cache(maxsize=1)
 def _bundled_catalogs() -> tuple:
     """The bundled catalogs, current first (a run of ``--bench bundled-v1`` matches the v1 copy)."""
-    from .bench import BUNDLED_BENCHES, bundled_dir
-    from .bench.catalog import load_catalog
-
     out = []
     for name in BUNDLED_BENCHES:
         try:
@@ -431,52 +281,10 @@ def analyse(episodes: list[Episode], run: dict, students: dict, *, seed: int = s
     }
 
 
-# -- offline report -----------------------------------------------------------------------------------
-def report_from_runs(paths: list[str | Path], *, seed: int | None = None, resamples: int | None = None,
-                     sft_pairs: list[str] | None = None, allow_path_mismatch: bool = False,
-                     search_stored: bool = True) -> tuple[dict, list[Episode]]:
-    """Recompute the whole report from stored runs (no model): the ``skillbench report`` command."""
-    from .report.summary import build_report
-
-    runs = [read_run(p) for p in paths]
-    episodes, manifest = merge_runs(runs)
-    first = runs[0].manifest
-    seed = seed if seed is not None else int(first.get("seed") or stats.DEFAULT_SEED)
-    resamples = resamples if resamples is not None else int(first.get("resamples") or stats.DEFAULT_RESAMPLES)
-    present = {e.student for e in episodes}
-    extra = {}
-    if search_stored:
-        for s, b in declared_sft_pairs(manifest, sft_pairs):
-            if s in present and b not in present:
-                found = _stored_base(runs, b, manifest)
-                if found is not None:
-                    extra[b] = found
-    report = build_report(episodes, manifest, seed=seed, resamples=resamples, sft_pairs=sft_pairs,
-                          allow_path_mismatch=allow_path_mismatch or None, extra_students=extra, strict=True)
-    report["sources"] = [str(r.source) for r in runs]
-    return report, episodes
-
-
-def _stored_base(runs: list[Run], base: str, manifest: dict):
-    from .provenance import find_stored_student
-
-    dirs = sorted({(r.source if r.source.is_dir() else r.source.parent).resolve().parent for r in runs})
-    bench_hash = (runs[0].manifest or {}).get("bench_hash")
-    hit = find_stored_student(list(dirs), base, bench_hash)
-    if hit is None:
-        return None
-    run_dir, man = hit
-    eps = [e for e in read_episodes(run_dir / "episodes.jsonl") if e.student == base]
-    man = dict(man)
-    man["run_dir"] = str(run_dir)
-    return eps, man
-
-
+# -- bases stored in earlier runs ---------------------------------------------------------------------
 def stored_base_students(session_run: dict, sft_pairs: list[str] | None, present: set[str], dirs: list[Path],
                          exclude: Path | None = None) -> dict:
-    """For the plugin: bases of declared SFT pairs that are not in this run, from the newest stored run."""
-    from .provenance import find_stored_student
-
+    """For the session: bases of declared SFT pairs that are not in this run, from the newest stored run."""
     out = {}
     for s, b in declared_sft_pairs(session_run, sft_pairs):
         if s in present and b not in present and b not in out:
@@ -501,72 +309,3 @@ def check_declared_pairs(run: dict, sft_pairs: list[str] | None, extra: dict, *,
         else:
             continue
         check_paths("SFT contribution", s, inference_path(run, s), b, bpath, allow=allow)
-
-
-def _cmd_report(args) -> int:
-    from .report.terminal import render
-
-    report, _ = report_from_runs(args.runs, seed=args.seed, resamples=args.resamples,
-                                        sft_pairs=args.sft_pair, allow_path_mismatch=args.allow_path_mismatch)
-    for line in render(report):
-        print(line)
-    if args.per_skill:
-        from .report.terminal import render_per_skill
-
-        for line in render_per_skill(report):
-            print(line)
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        print(f"report written to {out}")
-    if args.plots:
-        from .plots import make_plots
-
-        series = [s.strip() for s in args.series.split(",")] if args.series else None
-        files = make_plots(report, args.plots, series=series)
-        print(f"{len(files)} plot(s) written to {args.plots}")
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("report", help="recompute every statistic from stored runs (no model needed)")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or episodes JSONL files")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the JSON report here")
-    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots to this directory")
-    p.add_argument("--series", default=None, metavar="A,B,C",
-                   help="order of the students in the Δ-across-a-series plot (default: run order)")
-    p.add_argument("--sft-pair", action="append", default=[], metavar="STUDENT=BASE",
-                   help="report the SFT contribution of STUDENT over BASE (repeatable)")
-    p.add_argument("--allow-path-mismatch", action="store_true",
-                   help="compare students whose inference paths differ, flagging every affected line")
-    p.add_argument("--per-skill", action="store_true", help="also print the per-skill tables")
-    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's)")
-    p.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: the run's)")
-    p.set_defaults(func=_cmd_report)
-
-
-def session_start_checks(session) -> dict:
-    """At session start: parse ``--sft-pair``, find bases stored in earlier runs, and refuse (one clear
-    error naming each difference) an SFT pair whose inference paths differ unless ``--allow-path-mismatch``.
-
-    Returns the stored bases (``extra_students`` for ``build_report``).
-    """
-    s = session.settings
-    parse_sft_pairs(s.sft_pair)
-    manifest = session.manifest()
-    pairs = declared_sft_pairs(manifest, s.sft_pair)
-    if not pairs:
-        return {}
-    dirs = [session.root / ".skillbench" / "runs", Path(session.run_dir).parent]
-    extra = stored_base_students(manifest, s.sft_pair, set(session.specs), dirs, exclude=session.run_dir)
-    check_declared_pairs(manifest, s.sft_pair, extra, allow=bool(s.allow_path_mismatch))
-    return extra
-
-
-def session_report_options(session) -> dict:
-    """``build_report`` options of a plugin run (never raises at session end: refusals are recorded)."""
-    s = session.settings
-    return {"sft_pairs": list(s.sft_pair), "allow_path_mismatch": bool(s.allow_path_mismatch),
-            "extra_students": getattr(session, "stored_bases", None) or {}, "strict": False,
-            "catalog": session.catalog}

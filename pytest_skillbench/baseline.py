@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .episodes import Episode, Status, Verdict
 from .errors import SkillbenchError
+from .runs.store import read_run
 
 FORMAT = "skillbench-baseline/1"
 ITEM_FIELDS = ("student", "condition", "task_uid", "skill", "category", "query_type")
@@ -59,8 +61,6 @@ def baseline_dict(episodes: list[Episode], manifest: dict, source: str, students
 
 
 def save_baseline(run_path: str | Path, out: str | Path, students: list[str] | None = None) -> dict:
-    from .analysis import read_run
-
     run = read_run(run_path)
     if not run.episodes:
         raise SkillbenchError("the run holds no episodes", path=run_path)
@@ -100,10 +100,22 @@ def baseline_episodes(data: dict, student: str | None = None) -> list[Episode]:
     return out
 
 
-def load_reference(ref: str, root: Path):
-    """``--gate-against PATH[::STUDENT]`` (a baseline file, a run directory or an episodes file)."""
-    from .gates import Reference
+@dataclass
+class Reference:
+    """The non-inferiority reference: a student of this run, or a stored baseline."""
 
+    name: str
+    source: str  # "run" or a file / directory path
+    episodes: list[Episode] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def in_run(self) -> bool:
+        return self.source == "run"
+
+
+def load_reference(ref: str, root: Path) -> Reference:
+    """``--gate-against PATH[::STUDENT]`` (a baseline file, a run directory or an episodes file)."""
     path_text, _, student = ref.partition("::")
     path = Path(path_text).expanduser()
     if not path.is_absolute() and (root / path).exists():
@@ -117,8 +129,6 @@ def load_reference(ref: str, root: Path):
         manifest = data.get("manifest") or {}
         episodes_of = lambda s: baseline_episodes(data, s)
     else:
-        from .analysis import read_run
-
         run = read_run(path)
         names = sorted({e.student for e in run.episodes})
         manifest = run.manifest
@@ -133,45 +143,3 @@ def load_reference(ref: str, root: Path):
         raise SkillbenchError(f"--gate-against {ref}: {path} holds {len(names)} students ({', '.join(names)}); "
                               f"name one as {path_text}::STUDENT")
     return Reference(name=student, source=str(Path(path_text)), episodes=episodes_of(student), manifest=manifest)
-
-
-# -- command line -------------------------------------------------------------------------------------
-def _cmd_save(args) -> int:
-    data = save_baseline(args.run, args.out, args.student or None)
-    n_err = sum(i["status"] == Status.ERROR for i in data["items"])
-    for s, conds in data["summary"].items():
-        parts = [f"{c} {v['passed']}/{v['scored']}" + (f" ({v['pass_rate']:.1%})" if v["pass_rate"] is not None
-                                                       else "") for c, v in conds.items()]
-        print(f"{s}: " + ", ".join(parts))
-    print(f"baseline written to {args.out}: {len(data['items'])} item verdict(s) of {', '.join(data['students'])}")
-    if n_err:
-        print(f"warning: {n_err} item(s) are in error (infrastructure) and will not be paired; consider re-running "
-              "the reference first")
-    return 0
-
-
-def _cmd_show(args) -> int:
-    data = read_baseline(args.path)
-    print(f"{args.path}: {FORMAT}, created {data.get('created')}, from {data.get('source')}")
-    man = data.get("manifest") or {}
-    print(f"  bench {man.get('bench')} ({man.get('split')}, hash {man.get('bench_hash')}), "
-          f"judge {(man.get('judge') or {}).get('mode')}")
-    for s, conds in (data.get("summary") or {}).items():
-        for c, v in conds.items():
-            rate = "n/a" if v["pass_rate"] is None else f"{v['pass_rate']:.1%}"
-            print(f"  {s:<24} {c:<9} n={v['n']:<4} passed {v['passed']}/{v['scored']} = {rate}")
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("baseline", help="save / show a committed baseline (item-level verdicts + run manifest)")
-    bsub = p.add_subparsers(dest="baseline_command", required=True)
-    s = bsub.add_parser("save", help="store a run's item-level verdicts as a baseline file for --gate-against")
-    s.add_argument("run", metavar="RUN", help="a run directory (.skillbench/runs/...) or an episodes JSONL")
-    s.add_argument("--out", required=True, metavar="PATH", help="where to write it, e.g. baselines/v2.0.json")
-    s.add_argument("--student", action="append", default=[], metavar="NAME",
-                   help="keep only this student (repeatable; default: every student of the run)")
-    s.set_defaults(func=_cmd_save)
-    sh = bsub.add_parser("show", help="print a baseline file's summary")
-    sh.add_argument("path", metavar="PATH")
-    sh.set_defaults(func=_cmd_show)

@@ -22,18 +22,27 @@ agreement of the two there (``forced_vs_strict_agreement``) is the method's buil
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 from .bench.tasks import Task
-from .episodes import FORMAT_REASONS, SCORED, Status, Verdict
+from .episodes import FORMAT_REASONS, SCORED, Episode, Status, Verdict
+from .judges import deterministic
+from .students.forced_reading import (  # noqa: F401  (the model side of forcing; re-exported)
+    ANSWER_SUFFIX,
+    GREEDY_MAX_TOKENS,
+    THINK_CLOSE,
+    THINK_OPEN,
+    greedy_result,
+    logsumexp,
+    option_token_groups,
+    option_variants,
+    options_result,
+    suffix_for,
+)
 
 FORCING_VERSION = "force-v1"  # part of the forcing cache key
 FORCE_REASONS = FORMAT_REASONS  # a format miss is what forcing can rescue
-GREEDY_MAX_TOKENS = 16
-ANSWER_SUFFIX = "\nANSWER:"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 MODES = ("auto", "on", "off")
 SCORING = ("primary", "strict")
 
@@ -93,60 +102,6 @@ def target_for(task: Task) -> ForceTarget | None:
     return None
 
 
-def suffix_for(response: str) -> str:
-    """What is appended to the response before the answer is read: an open ``<think>`` block is closed first."""
-    last_open = response.rfind(THINK_OPEN)
-    if last_open >= 0 and response.find(THINK_CLOSE, last_open) < 0:
-        return "\n" + THINK_CLOSE + ANSWER_SUFFIX
-    return ANSWER_SUFFIX
-
-
-def option_variants(option: str) -> list[str]:
-    """Case and leading-space variants of an option whose first tokens are pooled."""
-    cased = dict.fromkeys([option, option.lower(), option.upper(), option[:1].upper() + option[1:].lower()])
-    return [p + c for c in cased for p in ("", " ")]
-
-
-def option_token_groups(tokenizer, options: tuple[str, ...]) -> list[list[int]]:
-    """For each option, the distinct first-token ids of its variants; an id that starts variants of two
-    options is ambiguous and dropped from both. An option left with no id makes the group list empty (the
-    caller falls back to greedy forcing)."""
-    firsts = []
-    for opt in options:
-        ids = []
-        for v in option_variants(opt):
-            enc = tokenizer.encode(v, add_special_tokens=False)
-            if enc and enc[0] not in ids:
-                ids.append(enc[0])
-        firsts.append(ids)
-    counts: dict[int, int] = {}
-    for ids in firsts:
-        for i in ids:
-            counts[i] = counts.get(i, 0) + 1
-    groups = [[i for i in ids if counts[i] == 1] for ids in firsts]
-    return groups if all(groups) else []
-
-
-def logsumexp(values: list[float]) -> float:
-    m = max(values)
-    return m + math.log(sum(math.exp(v - m) for v in values))
-
-
-def options_result(options: tuple[str, ...], token_logprobs: list[list[float]]) -> dict:
-    """The forced answer from each option's first-token log-probs: pooled, the larger wins, with the margin."""
-    pooled = [logsumexp(lps) for lps in token_logprobs]
-    order = sorted(range(len(options)), key=lambda i: -pooled[i])
-    margin = pooled[order[0]] - pooled[order[1]] if len(order) > 1 else None
-    return {"method": "options", "answer": options[order[0]],
-            "logprobs": {o: lp for o, lp in zip(options, pooled)}, "margin": margin}
-
-
-def greedy_result(text: str) -> dict:
-    """The forced answer of a greedy continuation: its first non-empty line."""
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return {"method": "greedy", "answer": first, "logprobs": None, "margin": None}
-
-
 def needs_forcing(strict: Verdict, truncated: bool) -> bool:
     """An episode is forced when its strict verdict has no usable answer, or its response was cut off."""
     return (strict.status == Status.UNSCORED and strict.reason in FORCE_REASONS) or truncated
@@ -154,8 +109,6 @@ def needs_forcing(strict: Verdict, truncated: bool) -> bool:
 
 def forced_verdict(task: Task, forced: dict) -> Verdict:
     """The forced answer judged by the deterministic rules."""
-    from .judges import deterministic
-
     return deterministic.judge(task, "ANSWER: " + (forced.get("answer") or ""))
 
 
@@ -183,6 +136,15 @@ def strict_of(v: Verdict) -> Verdict:
     return v
 
 
+def strict_episodes(eps: list[Episode]) -> list[Episode]:
+    """The episodes as the strict (ANSWER-line) judge alone scored them."""
+    out = []
+    for e in eps:
+        strict = strict_of(e.verdict)
+        out.append(e if strict is e.verdict else Episode(**{**e.__dict__, "verdict": strict}))
+    return out
+
+
 def forced_of(v: Verdict) -> dict | None:
     f = v.extra.get("forced") if isinstance(v.extra, dict) else None
     return f if isinstance(f, dict) else None
@@ -195,11 +157,9 @@ def has_forcing(episodes) -> bool:
 
 def same_answer(a: Verdict, b: dict) -> bool:
     """A strict verdict and a forced reading give the same answer (both right, or the same wrong answer)."""
-    from .judges.deterministic import normalise
-
     if a.status != b.get("status"):
         return False
-    return a.status == Status.PASSED or normalise(a.extracted or "") == normalise(b.get("extracted") or "")
+    return a.status == Status.PASSED or deterministic.normalise(a.extracted or "") == deterministic.normalise(b.get("extracted") or "")
 
 
 def agreement(episodes) -> dict:

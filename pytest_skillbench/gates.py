@@ -38,14 +38,18 @@ from __future__ import annotations
 import operator
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import stats
+from .baseline import Reference, load_reference
+from .bench.catalog import CATEGORIES
 from .episodes import Episode, Status
 from .errors import SkillbenchError
+from .forcing import strict_episodes
+from .provenance import check_paths, inference_path
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_INFRASTRUCTURE = 0, 1, 3
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
@@ -81,20 +85,6 @@ class Gate:
     @property
     def scope(self) -> str:
         return f"skill {self.skill}" if self.skill else f"category {self.category}" if self.category else ""
-
-
-@dataclass
-class Reference:
-    """The non-inferiority reference: a student of this run, or a stored baseline."""
-
-    name: str
-    source: str  # "run" or a file / directory path
-    episodes: list[Episode] = field(default_factory=list)
-    manifest: dict = field(default_factory=dict)
-
-    @property
-    def in_run(self) -> bool:
-        return self.source == "run"
 
 
 @dataclass
@@ -179,8 +169,6 @@ def resolve_reference(ref: str, students: list[str], root: Path) -> Reference:
     """``--gate-against REF``: a student of the run, or a baseline file / run directory (``::STUDENT``)."""
     if ref in students:
         return Reference(name=ref, source="run")
-    from .baseline import load_reference
-
     return load_reference(ref, root)
 
 
@@ -195,8 +183,6 @@ def build_plan(session) -> GatePlan:
                               "(e.g. 0.02 for 2 points)")
     if s.gate_margin and not s.gate_against:
         raise SkillbenchError("--gate-margin needs --gate-against REF (a student of the run or a baseline file)")
-    from .bench.catalog import CATEGORIES
-
     gates = [parse_gate(g, students=students, skills=list(session.catalog.names()), categories=list(CATEGORIES),
                         conditions=list(s.condition), has_reference=reference is not None) for g in s.gate]
     if reference is not None and reference.in_run and len(students) < 2:
@@ -211,8 +197,6 @@ def _outcomes(eps: list[Episode], condition: str) -> dict[str, int]:
 
 
 def _strict(eps: list[Episode]) -> list[Episode]:
-    from .report.summary import strict_episodes
-
     return strict_episodes(eps)
 
 
@@ -280,10 +264,6 @@ def paired_against(new: list[Episode], ref: list[Episode], condition: str, *, se
 
 def _path_check(plan: GatePlan, run: dict, student: str, allow: bool) -> tuple[list[str], str | None]:
     """(differences to flag, refusal message) of the matched-path guard for ``student`` vs the reference."""
-    try:
-        from .provenance import check_paths, inference_path
-    except ImportError:  # pragma: no cover - seam: the guard lives in provenance.py
-        return [], None
     ref = plan.reference
     ref_run = run if ref.in_run else ref.manifest
     try:
@@ -300,7 +280,7 @@ def check_reference_paths(session, plan: GatePlan) -> None:
         return
     try:
         run = session.manifest()
-    except Exception:  # noqa: BLE001 - provenance must not block the run; checked again at the end
+    except Exception:
         return
     for student in session.specs:
         if student == plan.reference.name and plan.reference.in_run:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .errors import SkillbenchError
+
 GROUP_COLOURS = {"lift": "#2a9d8f", "flat": "#9e9e9e", "regression": "#e76f51"}
 COND_COLOURS = {"baseline": "#8da0cb", "curated": "#fc8d62"}
 
@@ -36,7 +38,8 @@ def nothing_scored(ax, what: str = "nothing scored") -> None:
     ax.set_yticks([])
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A student or family name as a file-name part."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "student"
 
 
@@ -145,8 +148,6 @@ def plot_delta_series(report: dict, path: Path, series: list[str] | None = None)
         series = run_order + [n for n in students if n not in run_order]
     missing = [n for n in series if n not in students]
     if missing:
-        from .errors import SkillbenchError
-
         raise SkillbenchError(f"--series names unknown student(s): {', '.join(missing)} "
                               f"(known: {', '.join(students)})")
     names = [n for n in series if (students.get(n) or {}).get("delta")]
@@ -174,7 +175,7 @@ def make_plots(report: dict, outdir: str | Path, series: list[str] | None = None
     out.mkdir(parents=True, exist_ok=True)
     files = [plot_pass_rates(report, out / "pass_rates.png")]
     for name in report.get("students", {}):
-        files.append(plot_skill_delta(report, name, out / f"skill_delta_{_slug(name)}.png"))
-        files.append(plot_skill_delta_vs_baseline(report, name, out / f"skill_delta_vs_baseline_{_slug(name)}.png"))
+        files.append(plot_skill_delta(report, name, out / f"skill_delta_{slug(name)}.png"))
+        files.append(plot_skill_delta_vs_baseline(report, name, out / f"skill_delta_vs_baseline_{slug(name)}.png"))
     files.append(plot_delta_series(report, out / "delta_series.png", series))
     return [f for f in files if f is not None]

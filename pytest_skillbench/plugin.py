@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from . import hookspec
 from .bench.catalog import CATEGORIES
 from .bench.tasks import QUERY_TYPES
-from .episodes import Episode
+from .episodes import Episode, Status
 from .errors import SkillbenchError
-from .settings import build_settings, option_dests, option_specs
+from .settings import build_settings, has_skillbench_table, option_dests, option_specs
+from .students.registry import resolve_students
 
-if TYPE_CHECKING:  # the session module pulls in numpy/scipy: imported only when a run is configured
+if TYPE_CHECKING:  # the session module pulls in numpy and the whole run: imported only when a run is configured
     from .session import ItemSpec, SkillbenchSession
 
 
@@ -56,8 +58,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager) -> None:
-    from . import hookspec
-
     pluginmanager.add_hookspecs(hookspec)
 
 
@@ -71,8 +71,6 @@ def _project_root(config: pytest.Config):
     pick a rootdir from an existing path given as an option value (e.g. --skillbench-cache DIR, --bench FILE),
     so rootdir alone would miss the project's pyproject.toml, or put the run inside a data folder.
     """
-    from .settings import has_skillbench_table
-
     start = Path(config.invocation_params.dir)
     for c in (start, *start.parents):
         if has_skillbench_table(c / "pyproject.toml"):
@@ -105,6 +103,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("skillbench_student"):
         return
     workerinput = getattr(config, "workerinput", None)
+    # The one deferred import of the package's own modules (tests/test_architecture.py allows it): the session
+    # brings numpy and the whole run machinery, which a pytest run without --student must not pay for.
     from .session import SkillbenchSession
 
     try:
@@ -135,17 +135,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _prepare_run(config: pytest.Config, session: SkillbenchSession, workerinput: dict | None) -> None:
     """Gates (parsed and path-checked at start), resume of an interrupted run, the worker's queue."""
-    from . import runstate
-
     if workerinput is None:
-        from .gates import build_plan, check_reference_paths
-
-        session.gate_plan = build_plan(session)
-        check_reference_paths(session, session.gate_plan)
+        session.plan_gates()
         if not config.option.collectonly:
-            runstate.prepare(session)
+            session.prepare_resume()
     else:
-        runstate.load_previous(session, workerinput.get("skillbench_resume_shards") or [])
+        session.load_previous(workerinput.get("skillbench_resume_shards") or [])
         session.queued = _worker_queue(config)
 
 
@@ -178,12 +173,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config):
     if not config.getoption("skillbench_student", None) or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     try:
-        from .students.registry import resolve_students
-
         root = _project_root(config)
         settings = build_settings(_cli_values(config), root)
         specs = [sp for name in settings.student for sp in resolve_students(name, settings.students, root)]
-    except Exception:  # noqa: BLE001 - a bad student is reported by pytest_configure, once
+    except Exception:
         return None
     local = {sp.name for sp in specs if sp.is_local_model}
     if not local:
@@ -193,7 +186,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config):
         import torch
 
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # noqa: BLE001
+    except Exception:
         gpus = 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     cap = gpus or cores
@@ -274,7 +267,7 @@ class _XdistHooks:
         that worker's items are rescheduled by xdist, and the report is still printed."""
         spec = self.session.spec_by_nodeid().get(self.session.plain_nodeid(crashitem))
         done = self.session.episodes.get(spec.key) if spec is not None else None
-        if done is not None and done.verdict.status != "error":
+        if done is not None and done.verdict.status != Status.ERROR:
             return  # its episode had already arrived: the worker died after finishing it
         ep = self.session.crash_episode(crashitem, str(report.longrepr))
         if ep is not None:
@@ -302,11 +295,9 @@ class SkillbenchCollector(pytest.Collector):
     remembers lie in another file."""
 
     def collect(self):
-        from .session import item_name
-
         sb = self.config.stash[SESSION_KEY]
         for spec in sb.item_specs():
-            iname = item_name(spec)
+            iname = sb.item_name(spec)
             # An explicit string id parses into the same structured id --lf compares against.
             yield SkillbenchItem.from_parent(self, name=iname, nodeid=f"{self.nodeid}::{iname}", spec=spec)
 
@@ -342,17 +333,17 @@ class SkillbenchItem(pytest.Item):
         ep = self.sb.run(self.spec, self.sb.nodeid_of(self.spec))
         self.episode = ep
         v = ep.verdict
-        if v.status == "failed":
+        if v.status == Status.FAILED:
             raise SkillbenchFailure(ep)
-        if v.status == "error":
+        if v.status == Status.ERROR:
             raise SkillbenchFailure(ep)
-        if v.status == "unscored":
+        if v.status == Status.UNSCORED:
             pytest.skip(f"unscored ({v.reason}): {v.rationale}")
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SkillbenchFailure):
             v = excinfo.value.args[0].verdict
-            if v.status == "error":
+            if v.status == Status.ERROR:
                 return f"error (infrastructure, not a failure): {v.rationale}"
             return f"expected:  {v.expected}\nextracted: {v.extracted}\nrationale: {v.rationale} [{v.judge}]"
         return super().repr_failure(excinfo, style=style)
@@ -398,9 +389,9 @@ def pytest_report_teststatus(report, config):
     ep = getattr(report, "skillbench", None)
     if ep and report.when == "call":
         status = ep["verdict"]["status"]
-        if status == "unscored":
+        if status == Status.UNSCORED:
             return "unscored", "U", "UNSCORED"
-        if status == "error":
+        if status == Status.ERROR:
             return "error", "E", "ERROR"
     return None
 
@@ -463,17 +454,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     report = getattr(sb, "report", None) if sb else None
     if report is None:
         return
-    from .report.terminal import render
-
     terminalreporter.section("skillbench")
-    for line in render(report):
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"run directory: {sb.run_dir}")
-    if getattr(sb, "html_path", None):
-        terminalreporter.write_line(f"run viewer: {sb.html_path}")
-    if getattr(sb, "resume_note", None):
-        terminalreporter.write_line(sb.resume_note)
-    from .gates import render_gates
-
-    for line in render_gates(report.get("gates")):  # the report ends with one line per gate
+    for line in sb.terminal_lines(report):  # report tables, run directory, viewer, resume note, gates
         terminalreporter.write_line(line)

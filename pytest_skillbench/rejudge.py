@@ -25,8 +25,16 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .bench import load_bench
+from .diagnostics import apply_thinking
 from .episodes import STATUSES, Episode, Status, read_episodes
 from .errors import SkillbenchError
+from .forcing import combine, forced_of
+from .judges.runner import JudgeItem, build_runner
+from .report.offline import report_from_runs
+from .report.summary import build_report
+from .runs.store import write_episodes_file, write_json
+from .students.base import GenResult
 
 REJUDGE_STATUSES = (Status.ERROR, Status.UNSCORED)
 
@@ -39,10 +47,6 @@ def judged_text(ep: Episode) -> str | None:
     """The text the judge saw: the stored response under the episode's thinking policy."""
     policy = (ep.extra or {}).get("thinking")
     if ep.response is None or policy in (None, "keep"):
-        return ep.response
-    try:
-        from .diagnostics import apply_thinking
-    except ImportError:  # pragma: no cover
         return ep.response
     return apply_thinking(ep.response, policy)[0]
 
@@ -59,16 +63,12 @@ def rejudge_episodes(episodes: list[Episode], tasks: dict, runner) -> dict:
     """Judge again every error / unscored episode with a stored response (in place); returns a summary.
     With the deterministic judge, an episode's stored forced reading (``Verdict.extra["forced"]``) is combined
     with the new strict verdict as in the session (forcing.combine): re-judging never needs the model."""
-    from .forcing import combine, forced_of
-
     llm = runner.mode != "deterministic"
     targets = [e for e in episodes if needs_rejudge(e, llm)]
     missing = sorted({e.task_uid for e in targets if e.task_uid not in tasks})
     if missing:
         raise SkillbenchError(f"{len(missing)} task(s) of the run are not in the bench (first: {missing[0]}); "
                               "pass the run's --bench / --catalog")
-    from .judges.runner import JudgeItem
-
     runner.prepare([JudgeItem(tasks[e.task_uid], judged_text(e), e.condition) for e in targets], label="rejudge")
     before = Counter(e.verdict.status for e in targets)
     at = _now()
@@ -91,48 +91,11 @@ def rejudge_episodes(episodes: list[Episode], tasks: dict, runner) -> dict:
 
 
 # -- skillbench rejudge RUN -----------------------------------------------------------------------------
-def _settings_for(manifest: dict, args):
-    from .settings import JUDGE_BACKENDS, JUDGES, Settings
-
-    judge = manifest.get("judge") or {}
-    s = Settings()
-    s.judge = args.judge or judge.get("mode") or "deterministic"
-    if s.judge not in JUDGES:
-        raise SkillbenchError(f"judge mode {s.judge!r} is not one of {', '.join(JUDGES)}")
-    stored_backend = judge.get("backend") if judge.get("backend") in JUDGE_BACKENDS else None
-    s.judge_backend = args.judge_backend or stored_backend or "anthropic"
-    same = s.judge_backend == stored_backend
-    s.judge_model = args.judge_model or (judge.get("model") if same else None)
-    s.judge_base_url = args.judge_base_url or (judge.get("base_url") if same and s.judge_backend == "openai" else None)
-    s.judge_api_key_env = args.judge_api_key_env or (judge.get("api_key_env") if same else None)
-    for name in ("judge_concurrency", "judge_timeout", "judge_max_attempts", "judge_backoff", "judge_max_tokens"):
-        if getattr(args, name) is not None:
-            setattr(s, name, getattr(args, name))
-    if args.cache:
-        s.cache = args.cache
-    return s
-
-
-def _write_json(path: Path, data: dict) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _report_for(run_dir: Path, episodes: list[Episode], manifest: dict) -> dict:
     try:
-        from .analysis import report_from_runs
-    except ImportError:  # pragma: no cover - analysis is optional here
-        report_from_runs = None
-    if report_from_runs is not None:
-        try:
-            return report_from_runs([run_dir])[0]
-        except SkillbenchError:
-            pass
-    from .report.summary import build_report
-
+        return report_from_runs([run_dir])[0]
+    except SkillbenchError:
+        pass
     return build_report(episodes, manifest, seed=int(manifest.get("seed") or 20251122),
                         resamples=int(manifest.get("resamples") or 10_000))
 
@@ -140,9 +103,6 @@ def _report_for(run_dir: Path, episodes: list[Episode], manifest: dict) -> dict:
 def rejudge_run(run_dir: str | Path, settings, *, bench: str | None = None, catalog: str | None = None,
                 write=print) -> tuple[dict, dict]:
     """Re-judge a run directory in place; returns (summary, report)."""
-    from .bench import load_bench
-    from .judges.runner import build_runner
-
     run_dir = Path(run_dir)
     eps_file, man_file = run_dir / "episodes.jsonl", run_dir / "manifest.json"
     if not eps_file.is_file():
@@ -161,73 +121,13 @@ def rejudge_run(run_dir: str | Path, settings, *, bench: str | None = None, cata
     tasks = {t.task_uid: t for t in b.split(split)}
     runner = build_runner(settings, root=Path.cwd(), write=write)
     summary = rejudge_episodes(episodes, tasks, runner)
-    from .session import write_episodes_file
-
     write_episodes_file(eps_file, episodes)
     if manifest:
         manifest.setdefault("rejudges", []).append(summary)
-        _write_json(man_file, manifest)
+        write_json(man_file, manifest)
     report = _report_for(run_dir, episodes, manifest)
-    _write_json(run_dir / "report.json", report)
+    write_json(run_dir / "report.json", report)
     return summary, report
-
-
-def _cmd_rejudge(args) -> int:
-    run_dir = Path(args.run)
-    man_file = run_dir / "manifest.json"
-    manifest = json.loads(man_file.read_text(encoding="utf-8")) if man_file.is_file() else {}
-    settings = _settings_for(manifest, args)
-    summary, report = rejudge_run(run_dir, settings, bench=args.bench, catalog=args.catalog,
-                                  write=(lambda s: None) if args.json else print)
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-        return 0
-    label = summary["judge"].get("backend")
-    if summary["judge"].get("model"):
-        label = f"{label}:{summary['judge']['model']}"
-    print(f"re-judged {summary['episodes']} episode(s) of {run_dir} with --judge {summary['judge']['mode']} "
-          f"({label}): before {summary['before']}, after {summary['after']}")
-    if summary["judge"]["mode"] == "deterministic" and summary["episodes"]:
-        print("note: the deterministic judge reads the same ANSWER lines again, so nothing it left unscored can "
-              "change; to score them, re-judge with an LLM: --judge llm-only --judge-backend anthropic|openai "
-              "(or --judge deterministic-mixed for FREE_FORM only)")
-    if summary["not_rejudged_generation_errors"]:
-        print(f"note: {summary['not_rejudged_generation_errors']} episode(s) have no stored response (generation "
-              "error) and were not re-judged; re-run the session to regenerate them")
-    from .report.terminal import render
-
-    for line in render(report):
-        print(line)
-    print(f"rewrote {run_dir / 'episodes.jsonl'} and {run_dir / 'report.json'}")
-    return 0
-
-
-def add_judge_arguments(p, *, with_mode: bool = True) -> None:
-    from .settings import JUDGE_BACKENDS, JUDGES
-
-    if with_mode:
-        p.add_argument("--judge", choices=JUDGES, default=None, help="judge mode (default: the run's)")
-    p.add_argument("--judge-backend", choices=JUDGE_BACKENDS, default=None, help="default: the run's")
-    p.add_argument("--judge-model", default=None)
-    p.add_argument("--judge-concurrency", type=int, default=None)
-    p.add_argument("--judge-base-url", default=None)
-    p.add_argument("--judge-api-key-env", default=None, metavar="VAR")
-    p.add_argument("--judge-timeout", type=float, default=None, metavar="SECONDS")
-    p.add_argument("--judge-max-attempts", type=int, default=None)
-    p.add_argument("--judge-backoff", type=float, default=None, metavar="SECONDS")
-    p.add_argument("--judge-max-tokens", type=int, default=None, metavar="N")
-
-
-def register(sub) -> None:
-    p = sub.add_parser("rejudge", help="re-judge the error / unscored episodes of a run from stored responses")
-    p.add_argument("run", metavar="RUN", help="a run directory (episodes.jsonl + manifest.json)")
-    add_judge_arguments(p)
-    p.add_argument("--bench", default=None, help="the run's bench (default: the one in its manifest)")
-    p.add_argument("--catalog", default=None)
-    p.add_argument("--cache", "--skillbench-cache", dest="cache", default=None, metavar="DIR",
-                   help="judgment cache (default $SKILLBENCH_CACHE or ~/.cache/pytest-skillbench)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=_cmd_rejudge)
 
 
 # -- --skillbench-rejudge in a session ------------------------------------------------------------------
@@ -255,23 +155,19 @@ def find_source_run(session) -> Path:
                           f"on this bench ({s.split}); run the session once without it")
 
 
-def attach_rejudge(session) -> None:
-    """Load the source run's episodes into the session: responses are never regenerated."""
-    from .students.base import GenResult
-
-    src = find_source_run(session)
+def stored_responses(src: Path, students) -> tuple[dict, dict, int]:
+    """The stored run's episodes of ``students`` as (scored episodes reused as they are, responses keyed
+    like the session's, how many episodes will be judged again): responses are never regenerated."""
     stored = {(e.student, e.condition, e.task_uid): e for e in read_episodes(src / "episodes.jsonl")
-              if e.student in session.specs}
-    session.rejudge_from = src
-    session.judges.rejudged_from = str(src)
+              if e.student in students}
+    reuse: dict = {}
+    responses: dict = {}
     for key, ep in stored.items():
         if ep.verdict.scored:
-            session.rejudge_reuse[key] = ep
+            reuse[key] = ep
         if ep.response is not None:
-            session.responses[key] = GenResult(text=ep.response, gen_tokens=ep.gen_tokens, cached=True)
+            responses[key] = GenResult(text=ep.response, gen_tokens=ep.gen_tokens, cached=True)
         else:
-            session.responses[key] = GenResult(text=None, error=ep.verdict.rationale or "generation failed "
-                                               "in the stored run (not regenerated by --skillbench-rejudge)")
-    n = sum(needs_rejudge(e) for e in stored.values())
-    session.write(f"[skillbench] --skillbench-rejudge: {src}: reusing {len(session.rejudge_reuse)} scored "
-                  f"episode(s), re-judging {n} error/unscored episode(s)")
+            responses[key] = GenResult(text=None, error=ep.verdict.rationale or "generation failed "
+                                       "in the stored run (not regenerated by --skillbench-rejudge)")
+    return reuse, responses, sum(needs_rejudge(e) for e in stored.values())

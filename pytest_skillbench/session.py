@@ -2,7 +2,8 @@
 
 The pytest hooks in ``plugin.py`` are thin; they call the methods here. On an xdist worker the session
 generates and judges its items and ships each episode on its test report; the controller (or a plain
-run) aggregates the episodes and builds the report.
+run) aggregates the episodes and builds the report. Every change to the session's state is made by a method
+here: the modules it calls (runs.state, rejudge, gates, analysis, the studies) take values and return values.
 """
 
 from __future__ import annotations
@@ -18,22 +19,46 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .analysis import session_report_options
+from .analysis import check_declared_pairs, stored_base_students
 from .backends import STUDENT_BACKENDS
 from .bench import Bench, Catalog, Task, load_bench
 from .bench.catalog import load_catalog
 from .cache import Store
 from .diagnostics import apply_thinking
-from .episodes import Episode, Verdict, read_episodes
+from .episodes import Episode, Reason, Status, Verdict, read_episodes
 from .errors import SkillbenchError
+from .forcing import FORCING_VERSION, combine, target_for
+from .gates import GatePlan, build_plan, check_reference_paths, evaluate, render_gates
 from .generation import ProgressPrinter, generate_cached
+from .judges.runner import JudgeItem, build_runner, make_backend
+from .lineage import base_map, declared_sft_pairs, parse_sft_pairs
 from .prompts import PROMPT_VERSION, messages, prompts_hash
 from .provenance import complete_manifest
+from .rejudge import find_source_run, stored_responses
+from .report.html import session_html_path, write_html
 from .report.summary import build_report
+from .report.terminal import render as render_terminal
+from .runs import state as runstate
+from .runs.store import write_episodes_file, write_json
 from .settings import Settings
 from .students.base import Backend, GenRequest, GenResult
 from .students.embedded import default_cache_dir
-from .students.registry import StudentSpec, resolve_student, resolve_students
+from .students.hf import ModelPool
+from .students.registry import StudentSpec, resolve_students
+from .studies.behaviour import bench_extra
+from .studies.drift import asks_for_json, episode_metrics
+from .studies.pairwise import pairwise_against_base, prompt_index, rubric_scores
+from .studies.probe import (
+    PROBE_CONDITION,
+    PROBE_SYSTEM,
+    PROBE_VERSION,
+    PremiseJudge,
+    load_probe,
+    probe_path,
+    score,
+)
+from .studies.probe import messages as probe_messages
+from .studies.trajectory import loss_vs_quality, write_plots
 
 
 @dataclass(frozen=True)
@@ -95,8 +120,11 @@ class SkillbenchSession:
         self.previous: dict[tuple[str, str, str], Episode] = {}
         self.resume_shards: list[str] = []
         self.resume_key: str | None = None
+        self.resume_note: str | None = None
         # on an xdist worker: () -> keys of the items queued on this worker (set by the plugin), or None
         self.queued = None
+        self.gate_plan: GatePlan | None = None  # parsed at start on the controller (plan_gates), else at finish
+        self.html_path: Path | None = None
         # Validate every student up front: one clear error at session start, never one per item. (An xdist
         # worker builds a backend when it first runs one of its items: the controller has validated them, and a
         # worker that never runs a local model's items should not import torch for it.)
@@ -104,21 +132,13 @@ class SkillbenchSession:
             if not is_worker:
                 self.backend(spec.name)
         if settings.rejudge:  # reuse the stored run's responses; re-judge its error / unscored episodes
-            from .rejudge import attach_rejudge
-
-            attach_rejudge(self)
-        from .analysis import session_start_checks
-
-        self.stored_bases = session_start_checks(self)  # SFT pairs: parsed, bases found, paths matched
-        from .behaviour import session_setup
-
-        session_setup(self)  # --probe battery; the judge of --pairwise / --rubric
+            self._attach_rejudge()
+        self.stored_bases = self._start_checks()  # SFT pairs: parsed, bases found, paths matched
+        self._setup_studies()  # --probe battery; the judge of --pairwise / --rubric
 
     # -- set-up ----------------------------------------------------------------------------------
     def _check_judge_mode(self) -> None:
         """Build the judge runner: an LLM judge's backend and credentials are checked here, at session start."""
-        from .judges.runner import build_runner
-
         self.judges = build_runner(self.settings, root=self.root, pool=lambda: self.pool, cache_dir=self.cache_dir,
                                    write=self.write)
         self.rejudge_from: Path | None = None
@@ -153,11 +173,96 @@ class SkillbenchSession:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         return self.root / ".skillbench" / "runs" / f"{stamp}-{os.getpid()}"
 
+    def _attach_rejudge(self) -> None:
+        """``--skillbench-rejudge``: load the source run's episodes; responses are never regenerated."""
+        src = find_source_run(self)
+        reuse, responses, n = stored_responses(src, self.specs)
+        self.rejudge_from = src
+        self.judges.rejudged_from = str(src)
+        self.rejudge_reuse.update(reuse)
+        self.responses.update(responses)
+        self.write(f"[skillbench] --skillbench-rejudge: {src}: reusing {len(self.rejudge_reuse)} scored "
+                   f"episode(s), re-judging {n} error/unscored episode(s)")
+
+    def _start_checks(self) -> dict:
+        """At session start: parse ``--sft-pair``, find bases stored in earlier runs, and refuse (one clear
+        error naming each difference) an SFT pair whose inference paths differ unless ``--allow-path-mismatch``.
+
+        Returns the stored bases (``extra_students`` for ``build_report``).
+        """
+        s = self.settings
+        parse_sft_pairs(s.sft_pair)
+        manifest = self.manifest()
+        pairs = declared_sft_pairs(manifest, s.sft_pair)
+        if not pairs:
+            return {}
+        dirs = [self.root / ".skillbench" / "runs", Path(self.run_dir).parent]
+        extra = stored_base_students(manifest, s.sft_pair, set(self.specs), dirs, exclude=self.run_dir)
+        check_declared_pairs(manifest, s.sft_pair, extra, allow=bool(s.allow_path_mismatch))
+        return extra
+
+    def report_options(self) -> dict:
+        """``build_report`` options of a plugin run (never raises at session end: refusals are recorded)."""
+        s = self.settings
+        return {"sft_pairs": list(s.sft_pair), "allow_path_mismatch": bool(s.allow_path_mismatch),
+                "extra_students": self.stored_bases or {}, "strict": False, "catalog": self.catalog}
+
+    def _setup_studies(self) -> None:
+        """The probe battery (``--probe``) and, for ``--pairwise`` / ``--rubric`` without an LLM ``--judge``
+        mode, the judge backend, built now so credentials are checked before any generation."""
+        s = self.settings
+        self.probe_items = None
+        self.probe_index = {}
+        self.probe_source = None
+        self.behaviour_backend = None
+        self._premise = None
+        if s.probe:
+            self.probe_items = load_probe(s.probe)
+            self.probe_index = {i.id: i for i in self.probe_items}
+            self.probe_source = str(probe_path(s.probe))
+        if (s.pairwise or s.rubric) and getattr(self.judges, "backend", None) is None:
+            self.behaviour_backend = make_backend(s, cache_dir=self.cache_dir, pool=lambda: self.pool,
+                                                  root=self.root)
+
+    def llm_backend(self):
+        """The LLM judge of the session (its ``--judge`` backend, else the one built for pairwise / rubric)."""
+        return getattr(self.judges, "backend", None) or self.behaviour_backend
+
+    # -- resume, gates (called by the plugin) -------------------------------------------------------
+    def prepare_resume(self) -> None:
+        """Controller (or plain run) start: choose / claim the run directory and load reusable episodes."""
+        key = runstate.resume_key(self)
+        self.resume_key = key
+        self.run_dir, self.resume_shards, note = runstate.prepare(
+            self.run_dir, key, explicit=bool(self.settings.run_dir), write=self.write)
+        if note:
+            self.resume_note = note
+        self.load_previous(self.resume_shards)
+        if self.previous:
+            done = sum(e.verdict.status != Status.ERROR for e in self.previous.values())
+            self.resume_note = f"resuming {self.run_dir}: {done} finished episode(s) are reused"
+            self.write(f"[skillbench] {self.resume_note}")
+
+    def load_previous(self, paths) -> None:
+        """Finished episodes of earlier processes of this run (reused by ``run``)."""
+        self.previous = runstate.finished_episodes(paths)
+
+    def plan_gates(self) -> None:
+        """Parse the gates and refuse a reference generated or judged differently (one usage error each)."""
+        self.gate_plan = build_plan(self)
+        check_reference_paths(self, self.gate_plan)
+
+    def _evaluate_gates(self, episodes: list[Episode], report: dict) -> dict:
+        if self.gate_plan is None:
+            self.gate_plan = build_plan(self)
+        s = self.settings
+        return evaluate(self.gate_plan, episodes, report.get("run") or {}, seed=s.seed, resamples=s.resamples,
+                        allow_path_mismatch=bool(s.allow_path_mismatch),
+                        students=[n for n in self.specs if any(e.student == n for e in episodes)])
+
     @property
     def pool(self):
         if self._pool is None:
-            from .students.hf import ModelPool
-
             self._pool = ModelPool(self.cache_dir)
         return self._pool
 
@@ -170,19 +275,19 @@ class SkillbenchSession:
     # -- collection --------------------------------------------------------------------------------
     def item_specs(self) -> list[ItemSpec]:
         """All (student, condition, task) in a fixed order: same ids, same order, in every process."""
-        from .behaviour import probe_specs
-
-        probe = probe_specs(self)  # --probe: the probe battery replaces the bench
-        if probe is not None:
-            return probe
+        if self.probe_items is not None:  # --probe: the probe battery replaces the bench
+            return [ItemSpec(student, PROBE_CONDITION, item.task) for student in self.specs
+                    for item in self.probe_items]
         return [ItemSpec(student, cond, task) for student in self.specs for cond in self.settings.condition
                 for task in self.tasks]
 
-    def split_file_name(self) -> str:
-        from .behaviour import probe_file_name
+    @staticmethod
+    def item_name(spec: ItemSpec) -> str:
+        return item_name(spec)
 
-        if probe_file_name(self):
-            return probe_file_name(self)
+    def split_file_name(self) -> str:
+        if self.probe_source:
+            return Path(self.probe_source).name
         src = self.bench.source
         if self.bench.bundled or Path(src).is_dir():
             return f"{self.settings.split}.jsonl"
@@ -214,14 +319,12 @@ class SkillbenchSession:
 
     def crash_episode(self, nodeid: str, message: str) -> Episode | None:
         """The episode of an item whose worker died while running it: ``error``, never ``failed``."""
-        from .runstate import CRASH_REASON
-
         nodeid = self.plain_nodeid(nodeid)
         spec = self.spec_by_nodeid().get(nodeid)
         if spec is None:
             return None
-        verdict = Verdict(status="error", expected=spec.task.answer, judge="none", rationale=message,
-                          reason=CRASH_REASON)
+        verdict = Verdict(status=Status.ERROR, expected=spec.task.answer, judge="none", rationale=message,
+                          reason=runstate.CRASH_REASON)
         ep = Episode(student=spec.student, condition=spec.condition, task_uid=spec.task.task_uid,
                      skill=spec.task.skill, query_type=spec.task.query_type, response=None, verdict=verdict,
                      category=self.catalog[spec.task.skill].category if spec.task.skill in self.catalog else "",
@@ -242,7 +345,7 @@ class SkillbenchSession:
         if self.queued is not None:
             try:
                 queued = self.queued()
-            except Exception:  # noqa: BLE001 - xdist internals changed: fall back to one item at a time
+            except Exception:
                 queued = set()
             if queued is not None:
                 pending = [s for s in pending if s.key in queued]
@@ -255,12 +358,8 @@ class SkillbenchSession:
         if not pending:
             return
         backend = self.backend(student)
-        from .behaviour import request_messages
-
-        from .forcing import target_for
-
         force = self.forcing.get(student, False)
-        reqs = [GenRequest(s.task.task_uid, s.condition, request_messages(self, s),
+        reqs = [GenRequest(s.task.task_uid, s.condition, self._request_messages(s),
                            force=target_for(s.task) if force and s.condition != "probe" else None) for s in pending]
         progress = ProgressPrinter(student, self.write, max_new_tokens=getattr(backend, "max_new_tokens", None))
         t0 = time.perf_counter()
@@ -273,6 +372,11 @@ class SkillbenchSession:
             fresh = sum(not r.cached for r in results.values())
             if fresh:
                 self.write(f"[skillbench] {student}: generated {fresh} response(s) in {time.perf_counter() - t0:.1f}s")
+
+    def _request_messages(self, spec: ItemSpec) -> list[dict[str, str]]:
+        if spec.condition == PROBE_CONDITION:
+            return probe_messages(self.probe_index[spec.task.task_uid])
+        return messages(spec.task, spec.condition, self.catalog)
 
     def response_for(self, spec: ItemSpec) -> GenResult:
         if spec.key not in self.responses:
@@ -292,8 +396,6 @@ class SkillbenchSession:
 
     def _ensure_judged(self, student: str) -> None:
         """Judge every selected, generated episode of ``student`` at once (LLM calls run concurrently)."""
-        from .judges.runner import JudgeItem
-
         # Only the specs not yet prepared are looked at (a scan of the whole selection per item was
         # quadratic in a student's items); specs appended to the selection later are picked up by count,
         # and set_selected starts over.
@@ -314,14 +416,12 @@ class SkillbenchSession:
 
     def judge(self, spec: ItemSpec, response: GenResult) -> Verdict:
         if response.text is None:
-            return Verdict(status="error", expected=spec.task.answer, judge="none",
-                           rationale=response.error or "no response", reason="generation_error")
+            return Verdict(status=Status.ERROR, expected=spec.task.answer, judge="none",
+                           rationale=response.error or "no response", reason=Reason.GENERATION_ERROR)
         verdict, extra = self.judges.outcome(spec.task, response.text, spec.condition)
         if extra:
             self._judge_extra[spec.key] = extra
         if self.forcing.get(spec.student) and verdict.judge == "deterministic":
-            from .forcing import combine
-
             limit = getattr(self.backend(spec.student), "max_new_tokens", self.settings.max_new_tokens)
             truncated = response.gen_tokens is not None and response.gen_tokens >= limit
             verdict = combine(spec.task, verdict, response.extra.get("forced"), truncated=truncated)
@@ -336,10 +436,8 @@ class SkillbenchSession:
             ep = Episode.from_dict({**stored.to_dict(), "nodeid": nodeid})
             self.append_shard(ep)
             return ep
-        if spec.condition == "probe":
-            from .behaviour import probe_run
-
-            return probe_run(self, spec, nodeid)
+        if spec.condition == PROBE_CONDITION:
+            return self._run_probe(spec, nodeid)
         res = self.response_for(spec)
         self._ensure_judged(spec.student)
         # the thinking policy is applied before judging; the stored response stays as generated
@@ -354,9 +452,40 @@ class SkillbenchSession:
                      nodeid=nodeid, gen_tokens=res.gen_tokens,
                      extra={"thinking": policy, "thinking_removed_chars": removed} if policy != "keep" else {})
         ep.extra.update(self._judge_extra.pop(spec.key, {}))
-        from .behaviour import bench_extra
-
         ep.extra.update(bench_extra(spec, res))  # drift metrics: length, JSON, slop, repetition, refusal
+        self.append_shard(ep)
+        return ep
+
+    def _premise_judge(self) -> PremiseJudge:
+        if self._premise is None:
+            backend = self.llm_backend()
+            store = Store(self.cache_dir, "judgments") if backend is not None else None
+            self._premise = PremiseJudge(backend, store, self.write)
+        return self._premise
+
+    def _run_probe(self, spec: ItemSpec, nodeid: str) -> Episode:
+        """One probe item: generate (batched and cached with the student's other items), score, record."""
+        res = self.response_for(spec)
+        item = self.probe_index[spec.task.task_uid]
+        policy = self.specs[spec.student].thinking if spec.student in self.specs else "keep"
+        pj = self._premise_judge()
+        if pj.caller is not None:  # judge this student's false-premise answers in one batch
+            pairs = []
+            for s in self.selected.get(spec.student, []):
+                it = self.probe_index.get(s.task.task_uid)
+                r = self.responses.get(s.key)
+                if it is not None and it.kind == "false_premise" and r is not None and r.text is not None:
+                    pairs.append((it, apply_thinking(r.text, policy)[0]))
+            pj.prepare(pairs)
+        text = apply_thinking(res.text, policy)[0] if res.text is not None else None
+        verdict, metrics = score(item, text, pj)
+        if res.text is None:
+            verdict.rationale = res.error or verdict.rationale
+        ep = Episode(student=spec.student, condition=spec.condition, task_uid=item.id, skill=spec.task.skill,
+                     query_type=spec.task.query_type, response=res.text, verdict=verdict, category="",
+                     nodeid=nodeid, gen_tokens=res.gen_tokens,
+                     extra={"probe": metrics,
+                            "drift": episode_metrics(res.text, res.gen_tokens, asks_json=asks_for_json(item.prompt))})
         self.append_shard(ep)
         return ep
 
@@ -406,8 +535,6 @@ class SkillbenchSession:
         """How verdicts were scored; only recorded when some student's answers are forced."""
         if not any(self.forcing.values()):
             return {}
-        from .forcing import FORCING_VERSION
-
         s = self.settings
         return {"scoring": {"mode": s.scoring, "answer_forcing": s.answer_forcing, "version": FORCING_VERSION,
                             "forced_students": sorted(n for n, on in self.forcing.items() if on)}}
@@ -429,34 +556,70 @@ class SkillbenchSession:
         if self.shard is not None:
             self.shard.close()
             self.shard = None
-        from .runstate import merge
-
-        merge(self)  # shards of this run: an episode whose report never arrived is not lost
+        # shards of this run: an episode whose report never arrived is not lost
+        runstate.merge_shards(self.episodes, self.run_dir, {s.key for specs in self.selected.values() for s in specs})
         eps = self.all_episodes()
         report = build_report(eps, self.manifest(), seed=self.settings.seed, resamples=self.settings.resamples,
-                              **session_report_options(self))
-        from .gates import evaluate_session
-
-        report["gates"] = evaluate_session(self, eps, report)  # CI gates and the exit status (gates.py)
-        from .behaviour import finish_extras
-
-        finish_extras(self, report, eps)  # pairwise / rubric judging, trajectory plots
+                              **self.report_options())
+        report["gates"] = self._evaluate_gates(eps, report)  # CI gates and the exit status (gates.py)
+        self._finish_studies(report, eps)  # pairwise / rubric judging, trajectory plots
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(self.run_dir / "report.json", report)
-        _write_json(self.run_dir / "manifest.json", report["run"])
+        write_json(self.run_dir / "report.json", report)
+        write_json(self.run_dir / "manifest.json", report["run"])
         write_episodes_file(self.run_dir / "episodes.jsonl", eps)
         self.write_html(report, eps)
         if self.settings.json:
-            _write_json(Path(self.settings.json), report)
+            write_json(Path(self.settings.json), report)
         if self.settings.episodes:
             write_episodes_file(Path(self.settings.episodes), eps)
         return report
 
+    def _finish_studies(self, report: dict, episodes: list[Episode]) -> None:
+        """Session end (controller): pairwise / rubric judging, loss vs quality with win-rates, plots."""
+        s = self.settings
+        if self.probe_items is not None:
+            report["run"]["probe"] = {"source": self.probe_source, "version": PROBE_VERSION,
+                                      "system_prompt": PROBE_SYSTEM, "items": len(self.probe_items)}
+            if report.get("probe"):
+                report["probe"]["source"] = self.probe_source
+        if s.pairwise or s.rubric:
+            backend = self.llm_backend()
+            prompts = prompt_index(self.tasks, self.probe_items or [])
+            store = Store(self.cache_dir, "judgments")
+            try:
+                if s.pairwise:
+                    bases = base_map(sorted({e.student for e in episodes}), report.get("run") or {})
+                    report["pairwise"] = pairwise_against_base(episodes, bases, prompts, backend, store=store,
+                                                               seed=s.seed, write=self.write)
+                    if not bases:
+                        report["pairwise"]["note"] = ("no student has its base in this run (base_student, "
+                                                      "--sft-pair or NAME@base)")
+                if s.rubric:
+                    report["rubric"] = rubric_scores(episodes, prompts, backend, store=store, write=self.write)
+            except SkillbenchError as exc:  # the bench report must survive a judge failure
+                report.setdefault("warnings", []).append(f"pairwise/rubric judging failed: {exc}")
+            lq = loss_vs_quality(report.get("run") or {}, report.get("students") or {},
+                                 (report.get("pairwise") or {}).get("students"))
+            if lq:
+                report["loss_vs_quality"] = lq
+        if report.get("trajectory"):
+            try:
+                write_plots(report, self.run_dir)
+            except Exception as exc:
+                report.setdefault("warnings", []).append(f"trajectory plot failed: {type(exc).__name__}: {exc}")
+
+    def terminal_lines(self, report: dict) -> list[str]:
+        """The end-of-session terminal section (report tables, run directory, viewer, resume note)."""
+        lines = list(render_terminal(report))
+        lines.append(f"run directory: {self.run_dir}")
+        if self.html_path:
+            lines.append(f"run viewer: {self.html_path}")
+        if self.resume_note:
+            lines.append(self.resume_note)
+        return lines + render_gates(report.get("gates"))  # the report ends with one line per gate
 
     def write_html(self, report: dict, eps: list[Episode]) -> None:
         """The run viewer (report/html.py) from the report just written; a failure costs the page, not the run."""
-        from .report.html import session_html_path, write_html
-
         path = session_html_path(self.settings.html, self.run_dir)
         self.html_path = None
         if path is None:
@@ -464,7 +627,7 @@ class SkillbenchSession:
         try:
             self.html_path = write_html(path, report, [e.to_dict() for e in eps], source=str(self.run_dir),
                                         bench=self.bench)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.write(f"[skillbench] run viewer not written: {type(exc).__name__}: {exc}")
 
 
@@ -473,21 +636,6 @@ def command_line() -> list[str]:
     prog = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
     head = f"python -m {prog.parent.name}" if prog.name == "__main__.py" else prog.name
     return [head] + sys.argv[1:]
-
-
-def write_episodes_file(path: Path, eps: list[Episode]) -> None:
-    from .episodes import write_episodes
-
-    tmp = path.with_name(path.name + ".tmp")
-    write_episodes(tmp, eps)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 __all__ = ["ItemSpec", "SkillbenchSession", "item_name", "read_episodes"]

@@ -17,9 +17,11 @@ from pytest_skillbench.diagnostics import apply_thinking, phantom_rate, phantom_
 from pytest_skillbench.episodes import Episode, Verdict, write_episodes
 from pytest_skillbench.errors import SkillbenchError
 from pytest_skillbench.provenance import check_paths, inference_path, path_differences, student_provenance
+from pytest_skillbench.report.offline import import_run, report_from_runs
 from pytest_skillbench.report.summary import build_report
 from pytest_skillbench.report.terminal import render, render_analysis, render_per_skill
-from pytest_skillbench.runimport import convert, import_run
+from pytest_skillbench.runs.importer import convert
+from pytest_skillbench.runs.store import COLUMNS
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper-statistics.json"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -432,13 +434,13 @@ def test_report_across_runs_finds_the_stored_base_and_renames_duplicates(tmp_pat
         write_episodes(runs / name / "episodes.jsonl", eps)
         (runs / name / "manifest.json").write_text(json.dumps(man))
     # only r2 given: the base comes from the stored run beside it
-    rep, _ = analysis.report_from_runs([runs / "r2"], resamples=R)
+    rep, _ = report_from_runs([runs / "r2"], resamples=R)
     sft = rep["sft_contribution"]["s"]
     assert sft["base_run"] == str(runs / "r1") and sft["delta_lift"]["value"] == pytest.approx(0.25)
     # both given: one report; a student in two runs is told apart by run
-    rep, eps = analysis.report_from_runs([runs / "r1", runs / "r2", runs / "r1"], resamples=R)
+    rep, eps = report_from_runs([runs / "r1", runs / "r2", runs / "r1"], resamples=R)
     assert set(rep["students"]) == {"b@r1", "b@r1'", "s"}
-    rep, _ = analysis.report_from_runs([runs / "r1", runs / "r2"], resamples=R)
+    rep, _ = report_from_runs([runs / "r1", runs / "r2"], resamples=R)
     assert rep["sft_contribution"]["s"]["base"] == "b" and "base_run" not in rep["sft_contribution"]["s"]
     assert rep["comparisons"][0]["a"] == "b"
 
@@ -448,7 +450,7 @@ def test_load_episodes_frame(tmp_path):
     f = tmp_path / "e.jsonl"
     write_episodes(f, eps)
     df = load_episodes(f)
-    assert list(df.columns) == list(analysis.COLUMNS) and len(df) == 6
+    assert list(df.columns) == list(COLUMNS) and len(df) == 6
     assert df["scored"].sum() == 5 and df["passed"].sum() == 3
     both = load_episodes([f, f])
     assert len(both) == 12

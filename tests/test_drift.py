@@ -7,11 +7,19 @@ import json
 import pytest
 
 from conftest import write_replay
-from pytest_skillbench.drift import (aggregate, drift_against, episode_metrics, is_refusal, json_valid,
-                                     load_slop_phrases, repeated_ngram_rate, slop_hits)
 from pytest_skillbench.episodes import Episode, Verdict
 from pytest_skillbench.report.summary import build_report
 from pytest_skillbench.report.terminal import render
+from pytest_skillbench.studies.drift import (
+    aggregate,
+    drift_against,
+    episode_metrics,
+    is_refusal,
+    json_valid,
+    load_slop_phrases,
+    repeated_ngram_rate,
+    slop_hits,
+)
 
 
 def test_slop_phrases_file_and_matching():

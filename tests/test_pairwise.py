@@ -6,14 +6,23 @@ import json
 import re
 
 import pytest
-
 from loopback import Loopback, Ok
+
 from pytest_skillbench import cli
 from pytest_skillbench.cache import Store
 from pytest_skillbench.episodes import Episode, Verdict
 from pytest_skillbench.judges.api import JudgeCallError
-from pytest_skillbench.judges.pairwise import (CRITERIA, ParseError, PromptInfo, combine, pairwise_against_base,
-                                               parse_pairwise, parse_rubric, render, rubric_scores)
+from pytest_skillbench.studies.pairwise import (
+    CRITERIA,
+    ParseError,
+    PromptInfo,
+    combine,
+    pairwise_against_base,
+    parse_pairwise,
+    parse_rubric,
+    render,
+    rubric_scores,
+)
 
 
 class ScriptedJudge:

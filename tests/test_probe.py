@@ -10,8 +10,15 @@ import pytest
 
 from pytest_skillbench import cli
 from pytest_skillbench.errors import SkillbenchError
-from pytest_skillbench.probe import (PremiseJudge, ProbeItem, factual_hit, format_locked, load_probe,
-                                     premise_challenged, score)
+from pytest_skillbench.studies.probe import (
+    PremiseJudge,
+    ProbeItem,
+    factual_hit,
+    format_locked,
+    load_probe,
+    premise_challenged,
+    score,
+)
 
 FACT = ProbeItem(id="f", kind="factual", prompt="What is the capital of Australia?", references=("Canberra",))
 PREMISE = ProbeItem(id="p", kind="false_premise", prompt="Why did the Titanic sink after hitting a whale?",

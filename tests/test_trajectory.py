@@ -10,10 +10,11 @@ import pytest
 from pytest_skillbench import cli
 from pytest_skillbench.episodes import Episode, Verdict, write_episodes
 from pytest_skillbench.errors import SkillbenchError
+from pytest_skillbench.lineage import step_of
 from pytest_skillbench.report.summary import build_report
 from pytest_skillbench.report.terminal import render
 from pytest_skillbench.students.registry import resolve_student, resolve_students
-from pytest_skillbench.trajectory import loss_vs_quality, step_of, training_loss, write_plots
+from pytest_skillbench.studies.trajectory import loss_vs_quality, training_loss, write_plots
 
 
 def make_adapter(base_dir: Path, out: Path, seed: int) -> Path:

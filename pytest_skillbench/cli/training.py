@@ -5,17 +5,15 @@ Only argument parsing lives here; torch, transformers, peft and trl are imported
 
 from __future__ import annotations
 
+from ..training import corpus, trace, train
+
 
 def _cmd_train(args) -> int:
-    from pytest_skillbench.training.train import run_train
-
-    run_train(args)
+    train.run_train(args)
     return 0
 
 
 def register(sub) -> None:
-    from pytest_skillbench.training import corpus, trace, train
-
     p = sub.add_parser("train", help="LoRA / partial / full SFT of a student on a chat-rows corpus")
     train.add_train_arguments(p)
     p.set_defaults(func=_cmd_train)

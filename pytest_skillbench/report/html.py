@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
-import webbrowser
 from collections import defaultdict
 from pathlib import Path
 
-from ..episodes import STATUSES, Status
+from ..bench import BUNDLED_BENCHES, load_bench
+from ..episodes import STATUSES, Episode, Status
 from ..errors import SkillbenchError
+from ..gates import render_gates
+from ..prompts import messages, prompts_hash
+from ..studies.probe import load_probe
+from ..studies.probe import messages as probe_messages
+from .summary import condition_summary
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "run.html.j2"
@@ -227,8 +233,6 @@ def _bench_of_run(run: dict, load_bench):
     split, want = run.get("split"), run.get("bench_hash")
     if not (split and want) or bench.content_hash(split) == want:
         return bench
-    from ..bench import BUNDLED_BENCHES
-
     if run["bench"] in BUNDLED_BENCHES:
         for name in BUNDLED_BENCHES:
             try:
@@ -249,9 +253,6 @@ def run_prompts(report: dict, episodes: list[dict], bench=None) -> tuple[dict, s
     if not bench_src and bench is None:
         return {}, "prompts not shown: the manifest names no bench"
     try:
-        from ..bench import load_bench
-        from ..prompts import messages, prompts_hash
-
         if bench is None:
             bench = _bench_of_run(run, load_bench)
         tasks = {}
@@ -269,13 +270,10 @@ def run_prompts(report: dict, episodes: list[dict], bench=None) -> tuple[dict, s
             out[uid] = {c: messages(t, c, bench.catalog) for c in sorted(conds) if c in ("baseline", "curated")}
         probe = run.get("probe") or {}
         if probe.get("source"):
-            from ..probe import load_probe
-            from ..probe import messages as probe_messages
-
             for item in load_probe(probe["source"]):
                 if item.uid in wanted:
                     out[item.uid] = {"probe": probe_messages(item)}
-    except Exception as exc:  # noqa: BLE001 - the page is still useful without prompts
+    except Exception as exc:
         return {}, f"prompts not shown: {type(exc).__name__}: {exc}"
     notes = []
     split = run.get("split")
@@ -350,8 +348,6 @@ def summary_columns(rows: list[dict]) -> dict[str, bool]:
 
 
 def gate_lines(report: dict) -> list[dict]:
-    from ..gates import render_gates
-
     gates = report.get("gates") or {}
     lines = render_gates(gates)
     return [{"text": line, "state": "pass" if "PASS" in line[:8] else "fail" if "FAIL" in line[:8] else ""}
@@ -415,9 +411,6 @@ def query_type_table(report: dict, episodes: list[dict]) -> dict | None:
                 data.setdefault(name, {}).setdefault(qt, {})[cond] = (
                     q, ["students", name, "conditions", cond, "query_types", qt])
     if not from_report:
-        from ..episodes import Episode
-        from .summary import condition_summary
-
         groups = defaultdict(list)
         for e in episodes:
             if e.get("condition") in ("baseline", "curated"):
@@ -621,8 +614,6 @@ def _read_run(run_dir: Path) -> tuple[dict, list[dict]]:
 def write_html(out: Path, report: dict, episodes: list[dict], *, source: str = "", bench=None) -> Path:
     """Render and write the page atomically; returns its path. ``report`` is taken as report.json holds it
     (a JSON round trip), so the page and the file show the same values."""
-    import os
-
     report = json.loads(json.dumps(report, ensure_ascii=False, default=str))
     prompts, note = run_prompts(report, episodes, bench)
     html = render_html(report, episodes, prompts=prompts, prompt_note=note, source=source)
@@ -646,19 +637,3 @@ def session_html_path(setting: str | None, run_dir: Path) -> Path | None:
     if setting is not None and str(setting).strip().lower() == "none":
         return None
     return Path(setting) if setting else run_dir / HTML_NAME
-
-
-def _cmd_view(args) -> int:
-    path = write_run_html(args.run, args.out)
-    print(f"run viewer written to {path}")
-    if args.open:
-        webbrowser.open(path.resolve().as_uri())
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("view", help="build the self-contained HTML run viewer of a stored run (no model, no judge)")
-    p.add_argument("run", metavar="RUN_DIR", help="a run directory (report.json + episodes.jsonl)")
-    p.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default RUN_DIR/report.html)")
-    p.add_argument("--open", action="store_true", help="open the page in the default browser")
-    p.set_defaults(func=_cmd_view)

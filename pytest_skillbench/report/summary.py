@@ -11,9 +11,12 @@ from collections import defaultdict
 import numpy as np
 
 from .. import forcing, stats
+from ..analysis import analyse
 from ..bench.tasks import QUERY_TYPES
 from ..episodes import Episode, Status
+from ..forcing import strict_episodes
 from ..prompts import CONDITIONS
+from ..studies.behaviour import report_sections, split_probe
 from .judging import judge_disagreements, judging_totals
 
 
@@ -23,15 +26,6 @@ def _rates(eps: list[Episode]) -> dict:
     lo, hi = stats.wilson(passed, scored)
     return {"scored": scored, "passed": passed, "pass_rate": passed / scored if scored else None,
             "ci95": [lo, hi] if scored else None}
-
-
-def strict_episodes(eps: list[Episode]) -> list[Episode]:
-    """The episodes as the strict (ANSWER-line) judge alone scored them."""
-    out = []
-    for e in eps:
-        strict = forcing.strict_of(e.verdict)
-        out.append(e if strict is e.verdict else Episode(**{**e.__dict__, "verdict": strict}))
-    return out
 
 
 def forcing_summary(eps: list[Episode]) -> dict:
@@ -112,8 +106,6 @@ def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int 
                  resamples: int = stats.DEFAULT_RESAMPLES, **analysis_options) -> dict:
     """Per-student summaries plus the analysis sections (``analysis.analyse``; its options pass through:
     sft_pairs, allow_path_mismatch, extra_students, strict, catalog)."""
-    from ..behaviour import report_sections, split_probe
-
     episodes, probe_episodes = split_probe(episodes)  # generality-probe episodes get their own section
     by_student: dict[str, list[Episode]] = defaultdict(list)
     for e in episodes:
@@ -142,8 +134,6 @@ def build_report(episodes: list[Episode], run: dict | None = None, *, seed: int 
             entry["judge_disagreements"] = disagreements
         students[name] = entry
     report = {"students": students, "run": run or {}, "judging": judging_totals(students)}
-    from ..analysis import analyse
-
     report.update(analyse(episodes, run or {}, students, seed=seed, resamples=resamples, **analysis_options))
     # drift, checkpoint trajectory, loss vs quality, generality probe (behaviour.report_sections)
     report.update(report_sections(episodes, probe_episodes, run or {}, students))

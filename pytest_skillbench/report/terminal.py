@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..studies.behaviour import render as render_behaviour
 from .judging import render_judging
 
 
@@ -21,8 +22,6 @@ def render(report: dict) -> list[str]:
     lines = []
     students = report.get("students", {})
     if not students:
-        from ..behaviour import render as render_behaviour
-
         return render_behaviour(report)[1:] or ["no skillbench episodes were recorded"]
     forced = any("strict" in c for st in students.values() for c in st["conditions"].values())
     more = f" {'strict':>6} {'forced':>6} {'gap':>6}" if forced else ""
@@ -77,8 +76,6 @@ def render(report: dict) -> list[str]:
     lines += render_query_types(report)
     lines += render_judging(report)
     lines += render_analysis(report)
-    from ..behaviour import render as render_behaviour
-
     lines += render_behaviour(report)  # trajectory, loss vs quality, pairwise, rubric, probe, drift
     return lines
 

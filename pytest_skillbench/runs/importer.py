@@ -1,4 +1,5 @@
-"""``skillbench import PATH``: the reference study's ``episodes.json`` / ``summary.json`` as a run directory.
+"""The reference study's ``episodes.json`` / ``summary.json`` as episodes and a manifest (``convert``);
+``skillbench import PATH`` writes them as a run directory (``report.offline.import_run``).
 
 ``episodes.json`` is a JSON array of ``{task_uid, model, condition, skill_name, mode, response, passed,
 score, tokens, elapsed_s, judge_rationale}``. Mapping: ``model`` -> student (``model[mode]`` when the file
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from pathlib import Path
 
-from . import __version__, stats
-from .episodes import Episode, Status, Verdict, write_episodes
-from .errors import SkillbenchError
+from .. import __version__, stats
+from ..bench import load_bench
+from ..episodes import Episode, Status, Verdict
+from ..errors import SkillbenchError
+from ..judges.deterministic import extract_answer
 
 JUDGE_FAILED = "judge evaluation failed:"
 REQUIRED = ("task_uid", "model", "condition", "passed")
@@ -65,9 +67,6 @@ def _status(row: dict) -> tuple[str, str]:
 
 def convert(path: str | Path, *, bench: str = "bundled", mode: str | None = None) -> tuple[list[Episode], dict]:
     """Episodes and a manifest from the reference layout (nothing written)."""
-    from .bench import load_bench
-    from .judges.deterministic import extract_answer
-
     path = Path(path)
     data, summary, eps_file = _load(path)
     try:
@@ -139,47 +138,3 @@ def convert(path: str | Path, *, bench: str = "bundled", mode: str | None = None
     if unknown:
         manifest["import"]["unknown_conditions"] = unknown
     return eps, manifest
-
-
-def import_run(path: str | Path, out: str | Path, *, bench: str = "bundled", mode: str | None = None,
-               resamples: int | None = None) -> dict:
-    """Convert and write ``out/{episodes.jsonl, manifest.json, report.json}``; returns the report."""
-    from .report.summary import build_report
-
-    eps, manifest = convert(path, bench=bench, mode=mode)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_episodes(out / "episodes.jsonl", eps)
-    report = build_report(eps, manifest, seed=manifest["seed"], resamples=resamples or manifest["resamples"],
-                          strict=False)
-    for name, data in (("manifest.json", manifest), ("report.json", report)):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, out / name)
-    return report
-
-
-def _cmd_import(args) -> int:
-    src = Path(args.path)
-    out = Path(args.out) if args.out else Path(".skillbench") / "runs" / f"import-{(src if src.is_dir() else src.parent).resolve().name}"
-    report = import_run(src, out, bench=args.bench, mode=args.mode)
-    imp = report["run"]["import"]
-    print(f"imported {imp['episodes']} episode(s) of {len(report['students'])} student(s) "
-          f"({imp['errors']} judge error(s), {imp['duplicates']} duplicate(s) replaced) into {out}")
-    if args.report:
-        from .report.terminal import render
-
-        for line in render(report):
-            print(line)
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("import", help="convert the reference study's episodes.json/summary.json into a run")
-    p.add_argument("path", help="episodes.json, or the directory holding it (and summary.json)")
-    p.add_argument("--out", default=None, metavar="RUN_DIR",
-                   help="run directory to write (default .skillbench/runs/import-<dir name>)")
-    p.add_argument("--bench", default="bundled", help="bench holding the tasks (query types, gold answers)")
-    p.add_argument("--mode", default=None, help="import only episodes of this judging mode")
-    p.add_argument("--report", action="store_true", help="print the report of the imported run")
-    p.set_defaults(func=_cmd_import)

@@ -22,9 +22,11 @@ import hashlib
 import json
 import os
 import socket
+from dataclasses import asdict
 from pathlib import Path
 
-from .episodes import Episode, Reason, Status
+from ..episodes import Episode, Reason, Status
+from ..prompts import prompts_hash
 
 RESUME_FILE = "resume.json"
 CRASH_REASON = Reason.WORKER_CRASHED
@@ -49,10 +51,6 @@ def _file_signature(path: str | None) -> list | None:
 
 def resume_key(session) -> str:
     """A hash of everything that changes an episode of this session (not of where the output goes)."""
-    from dataclasses import asdict
-
-    from .prompts import prompts_hash
-
     s = session.settings
     cfg = {k: v for k, v in asdict(s).items() if k not in _OUTPUT_ONLY}
     students = {}
@@ -142,48 +140,44 @@ def shard_files(run_dir: Path) -> list[Path]:
     return sorted(d.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
-def prepare(session) -> None:
-    """Controller (or plain run) start: choose / claim the run directory and load reusable episodes."""
-    key = resume_key(session)
-    session.resume_key = key
-    if not session.settings.run_dir:
-        found = find_interrupted_run(session.run_dir.parent, key)
+def prepare(run_dir: Path, key: str, *, explicit: bool, write) -> tuple[Path, list[str], str | None]:
+    """Controller (or plain run) start: choose and claim the run directory.
+
+    Returns (the run directory: without ``explicit`` the newest interrupted run with this key, if any; the
+    shard files whose finished episodes are reused; a note when earlier shards were made with other settings
+    and moved aside)."""
+    if not explicit:
+        found = find_interrupted_run(run_dir.parent, key)
         if found is not None:
-            session.run_dir = found
-    info = _read_resume(session.run_dir)
-    previous = shard_files(session.run_dir)
+            run_dir = found
+    info = _read_resume(run_dir)
+    previous = shard_files(run_dir)
+    note = None
     if previous and (info is None or info.get("key") != key):
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        stale = session.run_dir / f"shards.stale-{stamp}"
-        os.replace(session.run_dir / "shards", stale)
-        session.resume_note = (f"{session.run_dir}: earlier episodes were made with other settings; moved aside to "
-                               f"{stale.name}")
-        session.write(f"[skillbench] {session.resume_note}")
+        stale = run_dir / f"shards.stale-{stamp}"
+        os.replace(run_dir / "shards", stale)
+        note = f"{run_dir}: earlier episodes were made with other settings; moved aside to {stale.name}"
+        write(f"[skillbench] {note}")
         previous = []
-    claim(session.run_dir, key)
-    session.resume_shards = [str(p) for p in previous]
-    load_previous(session, session.resume_shards)
-    if session.previous:
-        done = sum(e.verdict.status != Status.ERROR for e in session.previous.values())
-        session.resume_note = f"resuming {session.run_dir}: {done} finished episode(s) are reused"
-        session.write(f"[skillbench] {session.resume_note}")
+    claim(run_dir, key)
+    return run_dir, [str(p) for p in previous], note
 
 
-def load_previous(session, paths) -> None:
+def finished_episodes(paths) -> dict[tuple[str, str, str], Episode]:
     """Finished episodes of earlier processes of this run (reused by ``SkillbenchSession.run``)."""
-    session.previous = {k: e for k, e in read_shards(paths).items() if e.verdict.status != Status.ERROR}
+    return {k: e for k, e in read_shards(paths).items() if e.verdict.status != Status.ERROR}
 
 
-def merge(session) -> None:
-    """Session end: fold the shards of this run into the episodes that arrived on reports.
+def merge_shards(episodes: dict[tuple[str, str, str], Episode], run_dir: Path, selected: set) -> None:
+    """Session end: fold the shards of this run into ``episodes`` (those that arrived on reports).
 
     An episode from a report wins, except a crashed-worker ``error`` when a shard holds the finished one.
     Only selected items are merged when the selection is known.
     """
-    selected = {s.key for specs in session.selected.values() for s in specs}
-    for key, ep in read_shards(shard_files(session.run_dir)).items():
+    for key, ep in read_shards(shard_files(run_dir)).items():
         if selected and key not in selected:
             continue
-        have = session.episodes.get(key)
+        have = episodes.get(key)
         if have is None or (have.verdict.reason == CRASH_REASON and ep.verdict.status != Status.ERROR):
-            session.episodes[key] = ep
+            episodes[key] = ep

@@ -144,7 +144,7 @@ def cascade_attention(module, query, key, value, attention_mask, dropout: float 
     return out.transpose(1, 2).contiguous(), None
 
 
-def _text_config(model):
+def text_config(model):
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
     return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
@@ -152,7 +152,7 @@ def _text_config(model):
 
 def supported(model) -> bool:
     """Whether the model's attention is plain full attention this module reproduces exactly."""
-    cfg = _text_config(model)
+    cfg = text_config(model)
     if getattr(cfg, "model_type", None) not in SUPPORTED_MODEL_TYPES:
         return False
     if getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager", NAME, None):
@@ -172,7 +172,7 @@ def activated(model):
 
     AttentionInterface.register(NAME, cascade_attention)
     AttentionMaskInterface.register(NAME, sdpa_mask)  # a 2-D padding mask still becomes SDPA's 4-D mask
-    cfg = _text_config(model)
+    cfg = text_config(model)
     previous = cfg._attn_implementation
     cfg._attn_implementation = NAME
     try:

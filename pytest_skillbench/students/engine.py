@@ -43,6 +43,9 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from . import cascade
+from .cpu_linear import packed_linears
+
 ENGINE_VERSION = "continuous-prefix-v2"  # recorded in the generation config: part of the cache key
 MIN_SHARED = 16  # shared prefixes shorter than this are prefilled with the row's suffix
 SLACK = 8  # prompts whose shared prefixes differ only in their last SLACK tokens read one carrier
@@ -235,9 +238,7 @@ def _cache_kwarg(model) -> str:
 
 def _kv_shape(model) -> tuple[int, int, int, object]:
     """(layers, key/value heads, head dim, dtype) of the model's KV cache."""
-    from .cascade import _text_config
-
-    cfg = _text_config(model)
+    cfg = cascade.text_config(model)
     heads = cfg.num_attention_heads
     dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     return (cfg.num_hidden_layers, getattr(cfg, "num_key_value_heads", None) or heads, dim,
@@ -302,9 +303,7 @@ class _Decoder:
         self.stats.forward_calls += 1
         extra = {}
         if self.share:
-            from .cascade import SharedPrefix
-
-            extra["shared_prefix"] = SharedPrefix(prefix)
+            extra["shared_prefix"] = cascade.SharedPrefix(prefix)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
                          **extra, **{self.cache_kw: cache})
         return out.logits[:, -1, :]
@@ -330,8 +329,6 @@ class _Decoder:
         read by the given rows (``-1``: none). ``stack`` (decode steps): carriers read by at most
         ``STACK_ROWS`` rows each go into one :class:`cascade.Stacked` call (one attention call over many small
         groups reads memory far better than one call per group)."""
-        from .cascade import Stacked
-
         torch = self.torch
         rows: dict[int, list[int]] = {}
         for r, c in enumerate(carriers):
@@ -341,7 +338,7 @@ class _Decoder:
         groups: list = [(torch.tensor(rs, device=self.device), self.store[c])
                         for c, rs in rows.items() if len(small) < 2 or c not in small]
         if len(small) >= 2:
-            groups.append(Stacked.build([rows[c] for c in small], [self.store[c] for c in small], self.neg,
+            groups.append(cascade.Stacked.build([rows[c] for c in small], [self.store[c] for c in small], self.neg,
                                         self.device))
         return groups
 
@@ -605,9 +602,6 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     to finish)."""
     if max_new_tokens <= 0 and not force_only:
         return [[] for _ in prompts], DecodeStats()
-    from . import cascade
-    from .cpu_linear import packed_linears
-
     share = cascade.supported(model)
     dec = _Decoder(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id, device=device,
                    batch_size=batch_size, repetition_penalty=repetition_penalty, on_row_done=on_row_done,

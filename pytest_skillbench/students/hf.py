@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import warnings
 from pathlib import Path
 
 from ..cache import file_hash
 from ..errors import SkillbenchError
+from . import forced_reading
 from .base import Backend, GenRequest, GenResult
 from .embedded import EMBEDDED_NAME, converted_dir
-from .engine import ENGINE_VERSION
+from .engine import ENGINE_VERSION, ForceSpec, greedy_generate
 from .registry import StudentSpec
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -279,18 +279,15 @@ class HFBackend(Backend):
         kwargs = {"enable_thinking": False} if self.spec.thinking == "disable" else {}
         return tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False, **kwargs)
 
-    # -- answer forcing (forcing.py) ---------------------------------------------------------------
+    # -- answer forcing (forced_reading.py) ---------------------------------------------------------------
     def _force_spec(self, entry: dict, target, response: str):
         """The tokens a stopped row reads next and, for the options method, each option's first-token ids."""
-        from .. import forcing
-        from .engine import ForceSpec
-
         tok = entry["tokenizer"]
-        feed = tok.encode(forcing.suffix_for(response), add_special_tokens=False)
+        feed = tok.encode(forced_reading.suffix_for(response), add_special_tokens=False)
         if target.method == "options":
             memo = entry.setdefault("option_groups", {})
             if target.options not in memo:
-                memo[target.options] = forcing.option_token_groups(tok, target.options)
+                memo[target.options] = forced_reading.option_token_groups(tok, target.options)
             if memo[target.options]:
                 return ForceSpec(feed, memo[target.options])
         return ForceSpec(feed, None)
@@ -305,18 +302,13 @@ class HFBackend(Backend):
         return entry["newline_ids"]
 
     def _forced_result(self, entry: dict, target, raw: dict) -> dict:
-        from .. import forcing
-
         if "option_logprobs" in raw:
-            return forcing.options_result(target.options, raw["option_logprobs"])
-        return forcing.greedy_result(entry["tokenizer"].decode(raw["tokens"], skip_special_tokens=True))
+            return forced_reading.options_result(target.options, raw["option_logprobs"])
+        return forced_reading.greedy_result(entry["tokenizer"].decode(raw["tokens"], skip_special_tokens=True))
 
     def force(self, items: list[tuple[GenRequest, str]], on_forced) -> None:
         """Force the answers of stored responses: each row is its rendered prompt + its response, read on from
         there exactly as a fresh row is after it stops (no answer is generated)."""
-        from .. import forcing
-        from .engine import greedy_generate
-
         items = [(r, t) for r, t in items if r.force is not None and t is not None]
         if not items:
             return
@@ -333,7 +325,7 @@ class HFBackend(Backend):
             greedy_generate(model, prompts, max_new_tokens=0, eos_ids=self._eos_ids(entry, model),
                             pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
                             repetition_penalty=self.repetition_penalty, force=lambda i, _ids: specs[i],
-                            on_forced=done, force_only=True, force_max_tokens=forcing.GREEDY_MAX_TOKENS,
+                            on_forced=done, force_only=True, force_max_tokens=forced_reading.GREEDY_MAX_TOKENS,
                             force_stop_ids=self._stop_ids(entry))
 
     def generate(self, requests: list[GenRequest], progress=None, on_result=None,
@@ -341,9 +333,6 @@ class HFBackend(Backend):
         """Greedy generation through :func:`engine.greedy_generate` (shared-prefix prefill, ragged batches).
         With ``on_forced``, a request with a ``force`` target has its answer forced as soon as its row stops,
         on the row's own KV cache, and ``on_forced(request, result)`` receives it."""
-        from .. import forcing
-        from .engine import greedy_generate
-
         if not requests:
             return []
         entry = self._load()
@@ -376,7 +365,7 @@ class HFBackend(Backend):
 
         step = getattr(progress, "step", None)  # live token counts, when the progress printer takes them
         forcing_on = on_forced is not None and any(r.force is not None for r in requests)
-        kw = dict(force=force, on_forced=forced, force_max_tokens=forcing.GREEDY_MAX_TOKENS,
+        kw = dict(force=force, on_forced=forced, force_max_tokens=forced_reading.GREEDY_MAX_TOKENS,
                   force_stop_ids=self._stop_ids(entry)) if forcing_on else {}
         with self._model_ctx(entry) as model:
             _, self.last_stats = greedy_generate(

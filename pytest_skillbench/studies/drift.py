@@ -32,7 +32,9 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
+from ..lineage import base_map
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 SLOP_FILE = DATA / "slop_phrases.txt"
 NGRAM = 4
 
@@ -225,8 +227,6 @@ def drift_against(student: dict, base: dict) -> dict:
 
 def drift_section(episodes, run: dict | None = None) -> dict:
     """``{"students": {name: {condition: aggregate}}, "against_base": {name: {...}}, "slop_list"}``."""
-    from .trajectory import base_map
-
     by: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for e in episodes:
         by[e.student][e.condition].append(e)

@@ -25,18 +25,16 @@ per student, per student x condition and per student x category (skill category;
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from .. import stats
-from ..cache import Store, key_of
-from ..errors import SkillbenchError
-from .llm import JudgeParseError, json_object
+from ..cache import Store
+from ..judges.api import JudgeCallError
+from ..prompts import user_prompt
+from .common import JudgeCaller, ParseError, json_object, prompt_hash, text_hash
 
 PAIRWISE_PROMPT_VERSION = "pairwise-v1"
 RUBRIC_PROMPT_VERSION = "rubric-v1"
@@ -80,27 +78,20 @@ RUBRIC_USER = (
 )
 
 
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-
-
 def pairwise_prompt_hash() -> str:
-    return _hash(PAIRWISE_PROMPT_VERSION, PAIRWISE_SYSTEM, PAIRWISE_USER)
+    return prompt_hash(PAIRWISE_PROMPT_VERSION, PAIRWISE_SYSTEM, PAIRWISE_USER)
 
 
 def rubric_prompt_hash() -> str:
-    return _hash(RUBRIC_PROMPT_VERSION, RUBRIC_SYSTEM, RUBRIC_USER)
+    return prompt_hash(RUBRIC_PROMPT_VERSION, RUBRIC_SYSTEM, RUBRIC_USER)
 
 
-# -- strict readers -------------------------------------------------------------------------------------
-# One strict JSON reader for every judge prompt (judges/llm.py); ParseError is its exception type.
-ParseError = JudgeParseError
-_json_object = json_object
+# -- strict readers (the judges' one JSON reader, studies.common) ------------------------------------------
 
 
 def parse_pairwise(text: str | None) -> str:
     """``"A"``, ``"B"`` or ``"tie"`` from the judge's JSON; ``ParseError`` for anything else."""
-    data = _json_object(text)
+    data = json_object(text)
     w = data.get("winner")
     if not isinstance(w, str) or w.strip().lower() not in ("a", "b", "tie"):
         raise ParseError(f"winner {w!r} is not A, B or tie")
@@ -110,7 +101,7 @@ def parse_pairwise(text: str | None) -> str:
 
 def parse_rubric(text: str | None) -> dict[str, int]:
     """The six criterion scores (integers 1..5); ``ParseError`` when any is missing or out of range."""
-    data = _json_object(text)
+    data = json_object(text)
     out = {}
     for c in CRITERIA:
         v = data.get(c)
@@ -129,65 +120,10 @@ class PromptInfo:
 
 def prompt_index(tasks=(), probe_items=()) -> dict[str, PromptInfo]:
     """task_uid / probe id -> the prompt the judge is shown (the user message) and its reference answer."""
-    from ..prompts import user_prompt
-
     out = {t.task_uid: PromptInfo(user_prompt(t), t.answer) for t in tasks}
     for it in probe_items:
         out[it.task_uid] = PromptInfo(it.question, it.answer)
     return out
-
-
-# -- the judge call with its cache ----------------------------------------------------------------------
-class _Caller:
-    def __init__(self, backend, store: Store | None, kind: str, prompt_hash: str, write=None):
-        self.backend, self.store, self.kind, self.prompt_hash = backend, store, kind, prompt_hash
-        self.write = write or (lambda s: None)
-        self.calls = 0
-        self.cache_hits = 0
-
-    def key(self, payload: dict) -> str:
-        return key_of({"kind": self.kind, "judge": self.backend.identity(), "prompt_hash": self.prompt_hash,
-                       **payload})
-
-    def run(self, jobs: list[tuple[str, list[dict], dict]], parse) -> dict[str, object]:
-        """jobs: (cache key, messages, meta) -> {key: parsed value | ParseError | JudgeCallError}."""
-        from .api import JudgeCallError
-
-        out: dict[str, object] = {}
-        pending = []
-        for key, msgs, _ in jobs:
-            if key in out or any(k == key for k, _ in pending):
-                continue
-            hit = self.store.get(key) if self.store is not None else None
-            if hit is not None and "raw" in hit:
-                try:
-                    out[key] = parse(hit["raw"])
-                    self.cache_hits += 1
-                    continue
-                except ParseError:
-                    pass
-            pending.append((key, msgs))
-        if pending:
-            self.write(f"[skillbench] {self.kind}: {len(pending)} judge call(s) with "
-                       f"{getattr(self.backend, 'label', 'judge')}")
-            raws = self.backend.complete([m for _, m in pending])
-            self.calls += len(pending)
-            for (key, _), raw in zip(pending, raws):
-                if isinstance(raw, JudgeCallError):
-                    out[key] = raw
-                    continue
-                try:
-                    out[key] = parse(raw)
-                except ParseError as exc:
-                    out[key] = exc
-                    continue
-                if self.store is not None:
-                    self.store.put(key, {"raw": raw, "kind": self.kind, "judge": getattr(self.backend, "label", "")})
-        return out
-
-
-def _text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 # -- pairwise -------------------------------------------------------------------------------------------
@@ -225,7 +161,7 @@ def pairwise_against_base(episodes, bases: dict[str, str], prompts: dict[str, Pr
                           store: Store | None = None, seed: int = stats.DEFAULT_SEED, write=None) -> dict:
     """{student: {"base", counts, win_rate, ci95, per_condition, inconsistent, identical, unjudged, ...}}."""
     by = {(e.student, e.condition, e.task_uid): e for e in episodes}
-    caller = _Caller(backend, store, "pairwise", pairwise_prompt_hash(), write)
+    caller = JudgeCaller(backend, store, "pairwise", pairwise_prompt_hash(), write)
     plan = []  # (student, base, condition, uid, key1, key2 | identical)
     jobs = []
     for student, base in bases.items():
@@ -239,9 +175,9 @@ def pairwise_against_base(episodes, bases: dict[str, str], prompts: dict[str, Pr
                 plan.append((student, base, cond, uid, None, None))
                 continue
             p = prompts[uid]
-            payload = {"prompt": _text_hash(p.text + "\x1f" + p.reference)}
-            k1 = caller.key({**payload, "a": _text_hash(e.response), "b": _text_hash(b.response)})
-            k2 = caller.key({**payload, "a": _text_hash(b.response), "b": _text_hash(e.response)})
+            payload = {"prompt": text_hash(p.text + "\x1f" + p.reference)}
+            k1 = caller.key({**payload, "a": text_hash(e.response), "b": text_hash(b.response)})
+            k2 = caller.key({**payload, "a": text_hash(b.response), "b": text_hash(e.response)})
             jobs += [(k1, pairwise_messages(p, e.response, b.response), {}),
                      (k2, pairwise_messages(p, b.response, e.response), {})]
             plan.append((student, base, cond, uid, k1, k2))
@@ -294,15 +230,13 @@ def _means(rows: list[dict[str, int]]) -> dict:
 def rubric_scores(episodes, prompts: dict[str, PromptInfo], backend, *, store: Store | None = None,
                   write=None) -> dict:
     """{"students": {name: {"overall", "conditions", "categories", "unparsed", "errors"}}, "judge": ...}."""
-    from .api import JudgeCallError
-
-    caller = _Caller(backend, store, "rubric", rubric_prompt_hash(), write)
+    caller = JudgeCaller(backend, store, "rubric", rubric_prompt_hash(), write)
     jobs, plan = [], []
     for e in episodes:
         if e.response is None or e.task_uid not in prompts:
             continue
         p = prompts[e.task_uid]
-        key = caller.key({"prompt": _text_hash(p.text + "\x1f" + p.reference), "response": _text_hash(e.response)})
+        key = caller.key({"prompt": text_hash(p.text + "\x1f" + p.reference), "response": text_hash(e.response)})
         jobs.append((key, rubric_messages(p, e.response), {}))
         plan.append((e, key))
     results = caller.run(jobs, parse_rubric) if jobs else {}
@@ -362,89 +296,3 @@ def render(report: dict) -> list[str]:
             extra = f"  ({e['unparsed']} unparsed, {e['errors']} errors)" if e["unparsed"] or e["errors"] else ""
             lines.append(f"  {name:<30} {o['n']:>5}{vals}{extra}")
     return lines
-
-
-# -- session and command line ----------------------------------------------------------------------------
-def make_judge(settings, *, cache_dir=None, pool=None, root=None):
-    """The LLM judge backend of the settings (``judges.runner.make_backend``)."""
-    from .runner import make_backend
-
-    return make_backend(settings, cache_dir=cache_dir, pool=pool, root=root)
-
-
-def _load_prompts(manifest: dict, episodes) -> dict[str, PromptInfo]:
-    from ..bench import load_bench
-
-    tasks = []
-    bench = manifest.get("bench") or "bundled"
-    try:
-        b = load_bench(bench, None)
-        tasks = list(b.split(manifest.get("split") or "holdout"))
-    except SkillbenchError:
-        tasks = []
-    probe_items = []
-    probe = manifest.get("probe")
-    if probe or any(e.condition == "probe" for e in episodes):
-        from ..probe import load_probe
-
-        try:
-            probe_items = load_probe((probe or {}).get("source") if isinstance(probe, dict) else probe)
-        except SkillbenchError:
-            probe_items = []
-    return prompt_index(tasks, probe_items)
-
-
-def _cmd(args, kind: str) -> int:
-    from ..analysis import read_run
-    from ..settings import build_settings
-    from ..students.embedded import default_cache_dir
-    from ..trajectory import base_map
-
-    run = read_run(args.run)
-    cli = {"judge_backend": args.judge_backend, "judge_model": args.judge_model,
-           "judge_base_url": args.judge_base_url, "judge_concurrency": args.judge_concurrency,
-           "judge_api_key_env": args.judge_api_key_env, "cache": args.cache}
-    settings = build_settings(cli, Path.cwd())
-    cache = Path(settings.cache) if settings.cache else default_cache_dir()
-    backend = make_judge(settings, cache_dir=cache, root=Path.cwd())
-    store = Store(cache, "judgments")
-    prompts = _load_prompts(run.manifest, run.episodes)
-    eps = run.episodes
-    if kind == "rubric" and args.student:
-        eps = [e for e in eps if e.student in args.student]
-    if kind == "pairwise":
-        bases = dict(pair.split("=", 1) for pair in args.pair) if args.pair else \
-            base_map(sorted({e.student for e in eps}), run.manifest)
-        if args.student:
-            bases = {s: b for s, b in bases.items() if s in args.student}
-        if not bases:
-            raise SkillbenchError("no student with a base in this run (give --pair STUDENT=BASE)", path=run.source)
-        result = pairwise_against_base(eps, bases, prompts, backend, store=store, write=print)
-        report = {"pairwise": result}
-    else:
-        result = rubric_scores(eps, prompts, backend, store=store, write=print)
-        report = {"rubric": result}
-    for line in render(report):
-        print(line)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
-
-
-def register(sub) -> None:
-    for kind, help_ in (("pairwise", "blind pairwise win-rate of students against their bases (LLM judge)"),
-                        ("rubric", "pointwise 1-5 rubric scores per student and category (LLM judge)")):
-        p = sub.add_parser(kind, help=help_)
-        p.add_argument("run", metavar="RUN_DIR", help="a run directory or episodes JSONL")
-        p.add_argument("--student", action="append", default=[], help="only these students (repeatable)")
-        if kind == "pairwise":
-            p.add_argument("--pair", action="append", default=[], metavar="STUDENT=BASE",
-                           help="compare STUDENT with BASE (default: base_student / --sft-pair / NAME@base)")
-        p.add_argument("--judge-backend", default=None, help="anthropic | openai | hf")
-        p.add_argument("--judge-model", default=None)
-        p.add_argument("--judge-base-url", default=None)
-        p.add_argument("--judge-api-key-env", default=None, help="environment variable holding the API key")
-        p.add_argument("--judge-concurrency", type=int, default=None)
-        p.add_argument("--cache", default=None, help="skillbench cache directory (judgments are cached)")
-        p.add_argument("--json", default=None, help="write the section as JSON here")
-        p.set_defaults(func=lambda a, k=kind: _cmd(a, k))

@@ -36,16 +36,21 @@ prints one table.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bench.tasks import Task
-from .episodes import Reason, Status, Verdict
-from .errors import SkillbenchError
+from ..bench.tasks import Task
+from ..diagnostics import phantom_skill_mention
+from ..episodes import Reason, Status, Verdict
+from ..errors import SkillbenchError
+from ..lineage import base_map
+from .common import JudgeCaller, ParseError, json_object, text_hash
+from .drift import aggregate, asks_for_json, json_valid
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 PROBES = {"generality": DATA / "probe_generality.jsonl"}
 PROBE_CONDITION = "probe"
 PROBE_VERSION = "probe-v1"
@@ -189,9 +194,7 @@ def premise_messages(item: ProbeItem, response: str) -> list[dict[str, str]]:
 
 
 def parse_premise(text: str | None) -> bool:
-    from .judges.pairwise import ParseError, _json_object
-
-    data = _json_object(text)
+    data = json_object(text)
     v = data.get("accepts_false_premise")
     if not isinstance(v, bool):
         raise ParseError(f"accepts_false_premise = {v!r} is not a boolean")
@@ -202,10 +205,8 @@ class PremiseJudge:
     """Judges every false-premise response of a student in one call batch (cached in the judgment store)."""
 
     def __init__(self, backend, store=None, write=None):
-        from .judges.pairwise import _Caller
-
         self.backend = backend
-        self.caller = _Caller(backend, store, "probe-premise",
+        self.caller = JudgeCaller(backend, store, "probe-premise",
                               _premise_hash(), write) if backend is not None else None
         self.results: dict[str, object] = {}
 
@@ -214,10 +215,8 @@ class PremiseJudge:
         return getattr(self.backend, "label", "llm") if self.backend is not None else "deterministic"
 
     def key(self, item: ProbeItem, response: str) -> str:
-        from .judges.pairwise import _text_hash
-
-        return self.caller.key({"item": item.id, "prompt": _text_hash(item.prompt + item.correction),
-                                "response": _text_hash(response)})
+        return self.caller.key({"item": item.id, "prompt": text_hash(item.prompt + item.correction),
+                                "response": text_hash(response)})
 
     def prepare(self, pairs: list[tuple[ProbeItem, str]]) -> None:
         if self.caller is None:
@@ -241,17 +240,12 @@ class PremiseJudge:
 
 
 def _premise_hash() -> str:
-    import hashlib
-
     return hashlib.sha256(f"{PROBE_VERSION}\x1f{PREMISE_SYSTEM}\x1f{PREMISE_USER}".encode()).hexdigest()[:16]
 
 
 # -- one item -------------------------------------------------------------------------------------------
 def score(item: ProbeItem, text: str | None, premise_judge: PremiseJudge | None = None) -> tuple[Verdict, dict]:
     """The item's verdict and its metrics (``Episode.extra["probe"]``)."""
-    from .diagnostics import phantom_skill_mention
-    from .drift import asks_for_json, json_valid
-
     if text is None:
         return Verdict(status=Status.ERROR, expected=item.answer, judge="none", rationale="no response",
                        reason=Reason.GENERATION_ERROR), {"kind": item.kind}
@@ -303,9 +297,6 @@ def _rate(rows: list[dict], key: str, kind: str | None) -> dict:
 
 def probe_section(episodes, run: dict | None = None) -> dict | None:
     """{"students": {name: {metric: {count, n, rate}, "mean_tokens", "n", "errors"}}, "against_base": ...}."""
-    from .drift import aggregate
-    from .trajectory import base_map
-
     eps = [e for e in episodes if e.condition == PROBE_CONDITION]
     if not eps:
         return None
@@ -359,39 +350,3 @@ def render(report: dict) -> list[str]:
     if judges:
         lines.append(f"  confabulation judged by: {', '.join(judges)}")
     return lines
-
-
-# -- command line ---------------------------------------------------------------------------------------
-def _cmd_probe(args, extra: list[str]) -> int:
-    """``skillbench probe STUDENT...``: pytest with --probe, or the table of a stored run."""
-    import pytest
-
-    from .trajectory import _is_run_dir
-
-    if len(args.targets) == 1 and _is_run_dir(Path(args.targets[0])):
-        from .analysis import read_run
-
-        run = read_run(args.targets[0])
-        sec = probe_section(run.episodes, run.manifest)
-        if not sec:
-            raise SkillbenchError("no probe episodes in this run", path=run.source)
-        for line in render({"probe": sec}):
-            print(line)
-        return 0
-    argv = [a for t in args.targets for a in ("--student", t)] + ["--probe", args.probe, "-q",
-                                                                    "-p", "no:cacheprovider"] + list(extra)
-    if not any(a.startswith("--rootdir") for a in extra):  # existing option paths must not move the rootdir
-        argv += ["--rootdir", str(Path.cwd())]
-    code = int(pytest.main(argv))
-    return 0 if code in (0, 1) else code
-
-
-def register(sub) -> None:
-    p = sub.add_parser("probe", help="run the generality probe on students (plus their bases), or print the "
-                                     "probe table of a stored run",
-                       description="STUDENT...: runs pytest --student STUDENT --probe PROBE (each student's base "
-                                   "is added); further pytest / skillbench options pass through. A run "
-                                   "directory: prints its probe table.")
-    p.add_argument("targets", nargs="+", metavar="STUDENT|RUN_DIR")
-    p.add_argument("--probe", default="generality", help="generality (bundled) or a probe JSONL")
-    p.set_defaults(func=_cmd_probe, passthrough=True)

@@ -29,48 +29,17 @@ import json
 import re
 from pathlib import Path
 
-from . import stats
-from .episodes import Status
-from .errors import SkillbenchError
+from .. import stats
+from ..episodes import Status
+from ..lineage import base_map, step_of
+from ..plots import COND_COLOURS, new_figure, slug
+from ..students.registry import checkpoint_dirs
+from .drift import aggregate
 
-_STEP = re.compile(r"^(?P<family>.+)@(?:checkpoint-(?P<step>\d+)|(?P<base>base))$")
 CONDS = ("baseline", "curated")
 
 
 # -- names ----------------------------------------------------------------------------------------------
-def step_of(name: str) -> tuple[str, int] | None:
-    """``v1@checkpoint-50`` -> ("v1", 50); ``v1@base`` -> ("v1", 0); anything else -> None."""
-    m = _STEP.match(name)
-    if not m:
-        return None
-    return m.group("family"), 0 if m.group("base") else int(m.group("step"))
-
-
-def base_map(names: list[str], run: dict) -> dict[str, str]:
-    """student -> its base student, both present in ``names``: a declared SFT pair (``base_student``,
-    ``--sft-pair``) first, else ``FAMILY@base`` for ``FAMILY@checkpoint-N`` and for ``FAMILY`` itself."""
-    from .analysis import declared_sft_pairs
-
-    present = set(names)
-    out: dict[str, str] = {}
-    try:
-        pairs = declared_sft_pairs(run or {})
-    except SkillbenchError:
-        pairs = []
-    for s, b in pairs:
-        if s in present and b in present and s != b and s not in out:
-            out[s] = b
-    for n in names:
-        if n in out:
-            continue
-        fam = step_of(n)
-        family = fam[0] if fam else n
-        base = f"{family}@base"
-        if base in present and n != base:
-            out[n] = base
-    return out
-
-
 def families(names: list[str]) -> dict[str, list[tuple[int, str]]]:
     """Families with at least one checkpoint: {family: [(step, student), ...] in step order}."""
     fams: dict[str, list[tuple[int, str]]] = {}
@@ -139,8 +108,6 @@ def training_loss(path: str | Path | None) -> dict | None:
     hit = _last_loss((state or {}).get("log_history"))
     if hit:
         return {"loss": hit[0], "step": hit[1], "source": str(p / "trainer_state.json")}
-    from .students.registry import checkpoint_dirs
-
     cks = checkpoint_dirs(p)
     if cks:
         return training_loss(cks[-1][1])
@@ -179,8 +146,6 @@ def _marks(points: list[tuple[int, str, float | None]]) -> dict:
 
 def trajectory_section(episodes, run: dict, students: dict) -> dict:
     """{family: {"steps": [...], "marks": {condition | "pooled": {...}}, "length": {...}}}."""
-    from .drift import aggregate
-
     by: dict[str, list] = {}
     for e in episodes:
         by.setdefault(e.student, []).append(e)
@@ -283,8 +248,6 @@ def loss_vs_quality(run: dict, students: dict, pairwise: dict | None = None) -> 
 # -- plot -----------------------------------------------------------------------------------------------
 def plot_trajectory(family: str, entry: dict, path: str | Path) -> Path:
     """Pass rate (per condition) and mean response length against step, base / dip / best marked."""
-    from .plots import COND_COLOURS, new_figure
-
     path = Path(path)
     rows = entry["steps"]
     steps = [r["step"] for r in rows]
@@ -334,11 +297,9 @@ def plot_trajectory(family: str, entry: dict, path: str | Path) -> Path:
 
 def write_plots(report: dict, outdir: str | Path) -> list[Path]:
     """One ``trajectory-<family>.png`` per family; the path is recorded in the report entry."""
-    from .plots import _slug
-
     files = []
     for family, entry in (report.get("trajectory") or {}).items():
-        p = plot_trajectory(family, entry, Path(outdir) / f"trajectory-{_slug(family)}.png")
+        p = plot_trajectory(family, entry, Path(outdir) / f"trajectory-{slug(family)}.png")
         entry["plot"] = str(p)
         files.append(p)
     return files
@@ -400,65 +361,3 @@ def render_trajectory(report: dict) -> list[str]:
         for w in lq["warnings"]:
             lines.append(f"WARNING: {w}")
     return lines
-
-
-# -- command line -----------------------------------------------------------------------------------------
-def _is_run_dir(p: Path) -> bool:
-    return (p.is_dir() and ((p / "episodes.jsonl").is_file() or (p / "shards").is_dir())) or (
-        p.is_file() and p.suffix == ".jsonl")
-
-
-def _cmd_trajectory(args, extra: list[str]) -> int:
-    target = Path(args.target)
-    if _is_run_dir(target):  # recompute from a stored run: no model
-        if extra:
-            raise SkillbenchError(f"unrecognized arguments for a stored run: {' '.join(extra)}")
-        from .analysis import report_from_runs
-
-        report, _ = report_from_runs([target])
-        outdir = Path(args.plot_dir) if args.plot_dir else (target if target.is_dir() else target.parent)
-        write_plots(report, outdir)
-        if not report.get("trajectory"):
-            raise SkillbenchError("no checkpoint students (NAME@base / NAME@checkpoint-N) in this run", path=target)
-        for line in render_trajectory(report):
-            print(line)
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-        return 0
-    import datetime as _dt
-    import os
-
-    import pytest
-
-    run_dir = Path(args.run_dir or Path(".skillbench") / "runs" /
-                   f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-trajectory").resolve()
-    argv = ["--student", f"{args.target}@all-checkpoints", "--skillbench-run-dir", str(run_dir), "-q",
-            "-p", "no:cacheprovider"] + (["--skillbench-json", args.json] if args.json else []) + list(extra)
-    if not any(a.startswith("--rootdir") for a in extra):  # existing option paths must not move the rootdir
-        argv += ["--rootdir", str(Path.cwd())]
-    code = pytest.main(argv)
-    if int(code) not in (0, 1):
-        return int(code)
-    rep = run_dir / "report.json"
-    if rep.is_file():
-        report = json.loads(rep.read_text(encoding="utf-8"))
-        if args.plot_dir:
-            write_plots(report, args.plot_dir)
-            for family, entry in report.get("trajectory", {}).items():
-                print(f"trajectory plot {family}: {entry['plot']}")
-    print(f"run directory: {run_dir}")
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("trajectory", help="evaluate every checkpoint of a training run (base = step 0); or "
-                                          "recompute the trajectory of a stored run",
-                       description="TRAIN_DIR (a training output directory or a registered student): runs "
-                                   "pytest --student TRAIN_DIR@all-checkpoints; any further pytest / skillbench "
-                                   "options (--max-new-tokens, --condition, -k, ...) are passed through. "
-                                   "A run directory: the trajectory is recomputed from its episodes.")
-    p.add_argument("target", metavar="TRAIN_DIR|RUN_DIR")
-    p.add_argument("--plot-dir", default=None, help="also write the trajectory PNG(s) here")
-    p.add_argument("--json", default=None, help="write the JSON report here")
-    p.add_argument("--run-dir", default=None, help="run directory (default .skillbench/runs/<time>-trajectory)")
-    p.set_defaults(func=_cmd_trajectory, passthrough=True)

@@ -1,0 +1,1 @@
+"""The run store: a run directory's episodes, manifest and shards, read, written and merged (``store``)."""
