@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .bench import BUNDLED_BENCHES, bundled_dir
-from .bench.catalog import load_catalog
+from .bench import BUNDLED_BENCHES, bundled_dir, load_catalog
 from .diagnostics import phantom_rate
 from .episodes import Episode, Status, read_episodes
 from .errors import SkillbenchError

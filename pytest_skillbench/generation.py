@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from .cache import Store, key_of
+from .forcing import FORCING_VERSION
 from .students.base import Backend, GenRequest, GenResult
 
 
@@ -105,8 +106,6 @@ class ProgressPrinter:
 
 def force_key(gen_key: str, target) -> str:
     """The forcing cache key: the generation's key + the forcing version + how the answer is forced."""
-    from .forcing import FORCING_VERSION
-
     return key_of({"generation": gen_key, "forcing": FORCING_VERSION, "target": target.to_dict()})
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 from . import __version__
 from .analysis import check_declared_pairs, stored_base_students
 from .backends import STUDENT_BACKENDS
-from .bench import Bench, Catalog, Task, load_bench
-from .bench.catalog import load_catalog
+from .bench import Bench, Catalog, Task, load_bench, load_catalog
 from .cache import Store
 from .diagnostics import apply_thinking
 from .episodes import Episode, Reason, Status, Verdict, read_episodes

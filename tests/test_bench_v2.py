@@ -21,7 +21,7 @@ from pytest_skillbench.bench import (
     load_catalog,
     load_tasks,
 )
-from pytest_skillbench.bench import validate as V
+from pytest_skillbench import lint as V
 from pytest_skillbench.bench.demos import Demo
 from pytest_skillbench.bench.tasks import DifficultyBasis, Task, write_tasks
 from pytest_skillbench.errors import SkillbenchError

@@ -18,7 +18,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_skillbench.bench import load_bench
+from pytest_skillbench.episodes import read_episodes
 from pytest_skillbench.errors import SkillbenchError
+from pytest_skillbench.prompts import messages as build_messages
 
 ROLES = ("system", "user", "assistant")
 SKILL_MARK = "--- SKILL:"
@@ -98,7 +101,6 @@ def ceiling_skills(run: str | Path, threshold: float = 1.0) -> dict[str, float]:
 
     Baseline-condition episodes are used when the run has them (the base without help), else all.
     """
-    from pytest_skillbench.episodes import read_episodes
 
     eps_path, _ = _run_files(run)
     eps = read_episodes(eps_path)
@@ -119,9 +121,6 @@ def build_corpus(runs: list[str], out: str | Path, *, conditions: tuple[str, ...
                  strip_skill_block: bool = False, drop_ceiling_run: str | None = None, ceiling: float = 1.0,
                  min_length: int = 40, dedup: bool = True, bench: str | None = None, catalog: str | None = None,
                  summary: str | Path | None = None) -> dict:
-    from pytest_skillbench.bench import load_bench
-    from pytest_skillbench.episodes import read_episodes
-    from pytest_skillbench.prompts import messages as build_messages
 
     if not runs:
         raise SkillbenchError("corpus build needs at least one run")

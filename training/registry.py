@@ -16,6 +16,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from pytest_skillbench.errors import SkillbenchError
+from pytest_skillbench.students.embedded import EMBEDDED_NAME
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -32,7 +33,6 @@ def _students(path: Path) -> dict:
 
 def check_name_free(name: str, root: Path) -> None:
     """Refuse before training when NAME cannot be registered (checked again when writing)."""
-    from pytest_skillbench.students.embedded import EMBEDDED_NAME
 
     if not _NAME_RE.match(name) or "@" in name:
         raise SkillbenchError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from pytest_skillbench.errors import SkillbenchError
+from pytest_skillbench.session import SkillbenchSession, item_name
+from pytest_skillbench.settings import build_settings
 
 
 def run_trace(args, log=print) -> dict:
-    from pytest_skillbench.session import SkillbenchSession, item_name
-    from pytest_skillbench.settings import build_settings
 
     root = Path.cwd()
     out = Path(args.out) if args.out else (root / ".skillbench" / "traces" /

@@ -20,7 +20,17 @@ import sys
 import time
 from pathlib import Path
 
+from pytest_skillbench.bench import bundled_dir
 from pytest_skillbench.errors import SkillbenchError
+from pytest_skillbench.settings import read_pyproject
+from pytest_skillbench.students.embedded import EMBEDDED_NAME
+from pytest_skillbench.students.hf import resolve_base
+from pytest_skillbench.students.registry import resolve_student
+
+from .corpus import file_sha256, load_chat_rows
+from .masks import verify_corpus
+from .registry import check_name_free, register_student
+from .templates import check_equivalent, patch_template, template_hash
 
 MODES = ("lora", "partial", "full")
 OPTIMS = ("adamw", "adamw_8bit")
@@ -36,7 +46,6 @@ PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "b
 
 
 def default_corpus() -> Path:
-    from pytest_skillbench.bench import bundled_dir
 
     return bundled_dir("bench_tasks") / "demos.jsonl"
 
@@ -152,7 +161,6 @@ def validate_args(args) -> None:
     if args.mode == "partial" and args.top_k_layers < 1:
         raise SkillbenchError("--top-k-layers must be >= 1")
     if args.name is not None:
-        from .registry import check_name_free
 
         check_name_free(args.name, Path.cwd())
 
@@ -192,10 +200,6 @@ def write_json(path: Path, data: dict) -> None:
 # -- base resolution ---------------------------------------------------------------------------------------
 def resolve_base_model(base: str, root: Path, cache: str | None) -> dict:
     """``--base`` -> {"path": what from_pretrained loads, "base": what a student entry names, "student": ...}."""
-    from pytest_skillbench.settings import read_pyproject
-    from pytest_skillbench.students.embedded import EMBEDDED_NAME
-    from pytest_skillbench.students.hf import resolve_base
-    from pytest_skillbench.students.registry import resolve_student
 
     cfg = read_pyproject(root)
     registry = cfg.get("students", {}) or {}
@@ -334,7 +338,6 @@ def run_train(args, log=print) -> dict:
     out = Path(args.out).expanduser().resolve()
     corpus_path = Path(args.corpus).expanduser().resolve() if args.corpus else default_corpus()
 
-    from .corpus import file_sha256, load_chat_rows
 
     rows = load_chat_rows(corpus_path)
     base = resolve_base_model(args.base, root, args.cache)
@@ -343,8 +346,6 @@ def run_train(args, log=print) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .masks import verify_corpus
-    from .templates import check_equivalent, patch_template, template_hash
 
     device = _device(args.device)
     hp = resolved_hparams(args, device)
@@ -504,7 +505,6 @@ def run_train(args, log=print) -> dict:
         + (f" ({manifest['seconds_per_step']:.2f}s/step)" if manifest["seconds_per_step"] else "")
         + (f", loss {first:.4f} -> {last:.4f}" if steps else "") + f"; output {out}")
     if args.name:
-        from .registry import register_student
 
         entry = register_student(args.name, out, args.mode, base, root)
         manifest["registered"] = entry

@@ -6,8 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import SkillbenchError
-from .catalog import CATEGORIES, Catalog, Skill, load_catalog, render_skill_block
-from .importers import import_reference_tasks, is_reference_task_file
+from .catalog import CATEGORIES, Catalog, Skill, load_catalog_dir, render_skill_block
+from .importers import import_reference_skills, import_reference_tasks, is_reference_task_file
 from .tasks import QUERY_TYPES, Bench, Task, check_disjoint, compute_task_uid, load_tasks
 
 SPLITS = ("holdout", "train")
@@ -30,6 +30,14 @@ def bundled_dir(name: str, bench: str = "bundled") -> Path:
         return here / sub if sub else here
     root = Path(str(resources.files(f"pytest_skillbench.bundled.{name}")))
     return root / sub if sub else root
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Load a catalog: a directory of ``<name>.yaml`` files, or the reference study's ``skills.json``."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        return import_reference_skills(path)
+    return load_catalog_dir(path)
 
 
 def bench_version(bench: str | Path) -> str:

@@ -159,13 +159,10 @@ def load_skill(path: Path) -> Skill:
     return skill
 
 
-def load_catalog(path: str | Path) -> Catalog:
-    """Load a catalog: a directory of ``<name>.yaml`` files, or the reference study's ``skills.json``."""
+def load_catalog_dir(path: str | Path) -> Catalog:
+    """Load a catalog directory of ``<name>.yaml`` files (``bench.load_catalog`` also reads the reference
+    study's ``skills.json`` through ``importers``)."""
     path = Path(path)
-    if path.is_file() and path.suffix == ".json":
-        from .importers import import_reference_skills
-
-        return import_reference_skills(path)
     if not path.is_dir():
         raise SkillbenchError("catalog not found (expected a directory of skill YAML files or skills.json)",
                               path=path)

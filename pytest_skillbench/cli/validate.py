@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..bench.validate import validate
+from ..lint import validate
 
 
 def _cmd_validate(args) -> int:

@@ -15,6 +15,7 @@ from ..episodes import Reason
 from ..errors import SkillbenchError
 from ..students.base import GenRequest
 from ..students.embedded import EMBEDDED_NAME
+from ..students.hf import HFBackend, ModelPool
 from ..students.registry import StudentSpec, resolve_student
 from .api import JudgeCallError, Progress
 
@@ -49,8 +50,6 @@ class HFJudge:
     @property
     def backend(self):
         if self._backend is None:
-            from ..students.hf import HFBackend, ModelPool
-
             pool = self._pool() if callable(self._pool) else self._pool
             self._backend = HFBackend(self.spec, pool or ModelPool(self._opts["cache_dir"]), **self._opts)
         return self._backend

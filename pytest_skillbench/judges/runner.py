@@ -30,6 +30,7 @@ from ..bench.tasks import Task
 from ..cache import Store, key_of
 from ..episodes import SCORED, STATUSES, Reason, Status, Verdict
 from ..errors import SkillbenchError
+from ..students.embedded import default_cache_dir
 from . import deterministic, llm
 from .api import JudgeCallError
 
@@ -55,8 +56,6 @@ def make_backend(settings, *, cache_dir=None, pool=None, root: Path | None = Non
 def build_runner(settings, *, root: Path | None = None, pool=None, cache_dir=None, write=None,
                  hook: JudgeHook | None = None) -> JudgeRunner:
     """The session's (or ``skillbench rejudge``'s) judge runner; one clear error for a bad judge set-up."""
-    from ..students.embedded import default_cache_dir
-
     cache_dir = Path(cache_dir or settings.cache or default_cache_dir())
     backend = None
     if settings.judge in LLM_MODES:

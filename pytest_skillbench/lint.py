@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..episodes import Status
-from ..errors import SkillbenchError
-from . import BUNDLED_BENCHES, bench_version, bundled_dir, load_bench, load_catalog
-from .catalog import Catalog, Skill
-from .demos import Demo, load_demos
-from .tasks import Task, difficulty_by_rule
+from .bench import BUNDLED_BENCHES, bench_version, bundled_dir, load_bench, load_catalog
+from .bench.catalog import Catalog, Skill
+from .bench.demos import Demo, load_demos
+from .bench.tasks import Task, difficulty_by_rule
+from .episodes import Status
+from .errors import SkillbenchError
+from .judges.deterministic import judge, normalise
 
 # ---- limits (a figure past one of these is a violation; docs/bench.md explains each) -------------------
 CARD_CONTENT_SHARE_MAX = 0.6     # share of a deciding point's content words found in one piece of its card
@@ -366,8 +367,6 @@ def check_demo(demo: Demo, task: Task | None, skill: Skill | None) -> list[str]:
     if not re.match(r"\s*ANSWER\s*:", last):
         problems.append("last line is not an ANSWER line")
     else:
-        from ..judges.deterministic import judge, normalise
-
         if task.query_type == "FREE_FORM":
             ok = normalise(last.split(":", 1)[1]) == normalise(task.answer)
         else:
