@@ -41,7 +41,7 @@ from .students.forced_reading import (  # noqa: F401  (the model side of forcing
     suffix_for,
 )
 
-FORCING_VERSION = "force-v1"  # part of the forcing cache key
+FORCING_VERSION = "force-v2"  # v2: a line break before any answer text does not end a greedy answer  # part of the forcing cache key
 FORCE_REASONS = FORMAT_REASONS  # a format miss is what forcing can rescue
 MODES = ("auto", "on", "off")
 SCORING = ("primary", "strict")

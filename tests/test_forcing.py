@@ -351,3 +351,27 @@ def test_deterministic_rejudge_keeps_the_stored_forced_reading():
                  response="I doubt it.", verdict=v)
     rejudge_episodes([ep], {task.task_uid: task}, JudgeRunner("deterministic"))
     assert ep.verdict.status == "passed" and ep.verdict.scoring == "forced"  # no model needed, nothing lost
+
+
+def test_greedy_answer_is_the_first_non_empty_line(loaded, prompts):
+    """A line break right after ``ANSWER:`` does not end a greedy forced answer; one after some text does."""
+    tok, model = loaded
+    feed = tok.encode("\nANSWER:", add_special_tokens=False)
+
+    def run(**kw):
+        got: dict[int, dict] = {}
+        greedy_generate(model, prompts, max_new_tokens=3, eos_ids={tok.eos_token_id}, pad_id=tok.pad_token_id,
+                        device="cpu", batch_size=4, force=lambda i, ids: ForceSpec(feed, None),
+                        on_forced=lambda i, r: got.__setitem__(i, r["tokens"]), force_max_tokens=6, **kw)
+        return got
+
+    free = run()
+    assert all(len(t) == 6 for t in free.values())
+    # pretend each row's first token is a bare line break and its third a line break after text
+    stop = {t[0] for t in free.values()} | {t[2] for t in free.values()}
+    blank = {t[0] for t in free.values()}
+    got = run(force_stop_ids=stop, force_blank_ids=blank)
+    for i, t in free.items():
+        k = next((j + 1 for j, x in enumerate(t) if x in stop and any(y not in blank for y in t[:j + 1])), len(t))
+        assert got[i] == t[:k]
+    assert any(len(g) > 1 for g in got.values())  # some rows went past a leading line break

@@ -255,7 +255,8 @@ class _Decoder:
 
     def __init__(self, model, prompts, *, max_new_tokens, eos_ids, pad_id, device, batch_size, repetition_penalty,
                  on_row_done, on_admit, share: bool, force=None, on_forced=None, force_only: bool = False,
-                 force_max_tokens: int = 16, force_stop_ids=frozenset(), on_step=None):
+                 force_max_tokens: int = 16, force_stop_ids=frozenset(), force_blank_ids=frozenset(),
+                 on_step=None):
         import torch
 
         self.torch = torch
@@ -270,6 +271,7 @@ class _Decoder:
         self.on_row_done, self.on_admit = on_row_done, on_admit
         self.force, self.on_forced, self.force_only = force, on_forced, force_only
         self.force_max, self.force_stop = force_max_tokens, set(force_stop_ids)
+        self.force_blank = set(force_blank_ids)  # whitespace-only tokens: a line break before any text ends nothing
         self.stats = DecodeStats()
         self.order, self.plen, carriers, self.carrier_of = prefix_plan(self.prompts)
         self.share = share  # shared prefixes through cascade attention (else every prompt is prefilled whole)
@@ -515,7 +517,8 @@ class _Decoder:
             self._forced(r, {"tokens": list(self.fgen[r])})
             return None
         self.fgen[r].append(tok)
-        if tok in self.force_stop or len(self.fgen[r]) >= self.force_max:
+        ends_line = tok in self.force_stop and any(t not in self.force_blank for t in self.fgen[r])
+        if ends_line or len(self.fgen[r]) >= self.force_max:
             self._forced(r, {"tokens": list(self.fgen[r])})
         return tok
 
@@ -587,7 +590,7 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
                     packed_linear: bool = True,
                     force: Callable[[int, list[int]], ForceSpec | None] | None = None,
                     on_forced: Callable[[int, dict], None] | None = None, force_only: bool = False,
-                    force_max_tokens: int = 16, force_stop_ids=frozenset(),
+                    force_max_tokens: int = 16, force_stop_ids=frozenset(), force_blank_ids=frozenset(),
                     on_step: Callable[[int], None] | None = None) -> tuple[list[list[int]], DecodeStats]:
     """Greedy-decode every prompt (a list of token ids) with at most ``batch_size`` rows in flight; returns the
     generated ids of each prompt (end token excluded) in input order, and counters of the work done.
@@ -596,7 +599,8 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     Answer forcing: ``force(i, generated_ids)`` is asked when prompt ``i`` stops; a ``ForceSpec`` keeps the row
     going (see the module docstring) and ``on_forced(i, result)`` receives ``{"option_logprobs": [[...], ...]}``
     (raw log-softmax, no repetition penalty) or ``{"tokens": [...]}`` (greedy, at most ``force_max_tokens``,
-    stopping early at an end token or a token in ``force_stop_ids``). ``force_only``: no answer is generated;
+    stopping early at an end token, or at a token in ``force_stop_ids`` (a line break) once some token outside
+    ``force_blank_ids`` (whitespace) has been decoded: the answer is its first non-empty line). ``force_only``: no answer is generated;
     every row is forced at once (its prompt ends with its response). ``on_step(n)`` after every decoding step:
     ``n`` answer tokens generated so far, rows still in flight included (progress that does not wait for rows
     to finish)."""
@@ -606,7 +610,8 @@ def greedy_generate(model, prompts: Sequence[Sequence[int]], *, max_new_tokens: 
     dec = _Decoder(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id, device=device,
                    batch_size=batch_size, repetition_penalty=repetition_penalty, on_row_done=on_row_done,
                    on_admit=on_admit, share=share, force=force, on_forced=on_forced, force_only=force_only,
-                   force_max_tokens=force_max_tokens, force_stop_ids=force_stop_ids, on_step=on_step)
+                   force_max_tokens=force_max_tokens, force_stop_ids=force_stop_ids,
+                   force_blank_ids=force_blank_ids, on_step=on_step)
     with packed_linears(model, enabled=packed_linear) as n, (cascade.activated(model) if share else nullcontext()):
         dec.stats.extra.update(packed_linear_layers=n, shared_prefixes=share)
         out = dec.run()

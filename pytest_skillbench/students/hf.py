@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ..cache import file_hash
 from ..errors import SkillbenchError
-from . import forced_reading
+from . import engine, forced_reading
 from .base import Backend, GenRequest, GenResult
 from .embedded import EMBEDDED_NAME, converted_dir
-from .engine import ENGINE_VERSION, ForceSpec, greedy_generate
+from .engine import ENGINE_VERSION
 from .registry import StudentSpec
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -289,16 +289,18 @@ class HFBackend(Backend):
             if target.options not in memo:
                 memo[target.options] = forced_reading.option_token_groups(tok, target.options)
             if memo[target.options]:
-                return ForceSpec(feed, memo[target.options])
-        return ForceSpec(feed, None)
+                return engine.ForceSpec(feed, memo[target.options])
+        return engine.ForceSpec(feed, None)
 
     @staticmethod
-    def _stop_ids(entry: dict) -> frozenset:
-        """Token ids whose text holds a line break: a greedy forced answer is its first line."""
+    def _stop_ids(entry: dict) -> dict:
+        """Token ids whose text holds a line break, and those that are whitespace only: a greedy forced answer
+        is its first non-empty line (a line break right after ``ANSWER:`` does not end it)."""
         if "newline_ids" not in entry:
             tok = entry["tokenizer"]
             texts = tok.batch_decode([[i] for i in range(len(tok))])
-            entry["newline_ids"] = frozenset(i for i, t in enumerate(texts) if "\n" in t)
+            entry["newline_ids"] = {"force_stop_ids": frozenset(i for i, t in enumerate(texts) if "\n" in t),
+                                    "force_blank_ids": frozenset(i for i, t in enumerate(texts) if not t.strip())}
         return entry["newline_ids"]
 
     def _forced_result(self, entry: dict, target, raw: dict) -> dict:
@@ -322,11 +324,11 @@ class HFBackend(Backend):
             on_forced(items[i][0], self._forced_result(entry, items[i][0].force, raw))
 
         with self._model_ctx(entry) as model:
-            greedy_generate(model, prompts, max_new_tokens=0, eos_ids=self._eos_ids(entry, model),
+            engine.greedy_generate(model, prompts, max_new_tokens=0, eos_ids=self._eos_ids(entry, model),
                             pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
                             repetition_penalty=self.repetition_penalty, force=lambda i, _ids: specs[i],
                             on_forced=done, force_only=True, force_max_tokens=forced_reading.GREEDY_MAX_TOKENS,
-                            force_stop_ids=self._stop_ids(entry))
+                            **self._stop_ids(entry))
 
     def generate(self, requests: list[GenRequest], progress=None, on_result=None,
                  on_forced=None) -> list[GenResult]:
@@ -366,9 +368,9 @@ class HFBackend(Backend):
         step = getattr(progress, "step", None)  # live token counts, when the progress printer takes them
         forcing_on = on_forced is not None and any(r.force is not None for r in requests)
         kw = dict(force=force, on_forced=forced, force_max_tokens=forced_reading.GREEDY_MAX_TOKENS,
-                  force_stop_ids=self._stop_ids(entry)) if forcing_on else {}
+                  **self._stop_ids(entry)) if forcing_on else {}
         with self._model_ctx(entry) as model:
-            _, self.last_stats = greedy_generate(
+            _, self.last_stats = engine.greedy_generate(
                 model, enc, max_new_tokens=self.max_new_tokens, eos_ids=self._eos_ids(entry, model),
                 pad_id=tok.pad_token_id, device=self.device, batch_size=self.batch_size,
                 repetition_penalty=self.repetition_penalty, on_row_done=row_done, on_admit=admitted, on_step=step,
