@@ -382,17 +382,6 @@ def evaluate(plan: GatePlan, episodes: list[Episode], run: dict, *, seed: int = 
             "margin": plan.margin if ref is not None else None}
 
 
-def evaluate_session(session, episodes: list[Episode], report: dict) -> dict:
-    plan = getattr(session, "gate_plan", None)
-    if plan is None:
-        plan = build_plan(session)
-        session.gate_plan = plan
-    s = session.settings
-    return evaluate(plan, episodes, report.get("run") or {}, seed=s.seed, resamples=s.resamples,
-                    allow_path_mismatch=bool(s.allow_path_mismatch),
-                    students=[n for n in session.specs if any(e.student == n for e in episodes)])
-
-
 # -- rendering ----------------------------------------------------------------------------------------
 def _num(x, pts: bool = False) -> str:
     if x is None:

@@ -141,7 +141,7 @@ def _prepare_run(config: pytest.Config, session: SkillbenchSession, workerinput:
             session.prepare_resume()
     else:
         session.load_previous(workerinput.get("skillbench_resume_shards") or [])
-        session.queued = _worker_queue(config)
+        session.set_worker_queue(_worker_queue(config))
 
 
 def _worker_queue(config: pytest.Config):
@@ -413,7 +413,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     sb = _session(session.config)
     if sb is None or sb.is_worker or session.config.option.collectonly:
         return  # --co runs nothing: no report, no run directory
-    sb.report = sb.finish()
+    sb.finish()  # kept as sb.report
     _prune_phase_reports(session.config, sb)
     # Exit status for CI (gates.py): 3 episodes in error (infrastructure), else with gates 0 all hold / 1 one
     # failed; without gates and errors pytest's own status stands. Interrupts and usage errors are kept.

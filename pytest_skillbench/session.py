@@ -122,6 +122,7 @@ class SkillbenchSession:
         self.resume_note: str | None = None
         # on an xdist worker: () -> keys of the items queued on this worker (set by the plugin), or None
         self.queued = None
+        self.report: dict | None = None  # set by finish
         self.gate_plan: GatePlan | None = None  # parsed at start on the controller (plan_gates), else at finish
         self.html_path: Path | None = None
         # Validate every student up front: one clear error at session start, never one per item. (An xdist
@@ -241,6 +242,14 @@ class SkillbenchSession:
             done = sum(e.verdict.status != Status.ERROR for e in self.previous.values())
             self.resume_note = f"resuming {self.run_dir}: {done} finished episode(s) are reused"
             self.write(f"[skillbench] {self.resume_note}")
+
+    def set_worker_queue(self, queued) -> None:
+        """On an xdist worker: ``queued() -> keys of the items queued here`` (or None), read by ``_pending``."""
+        self.queued = queued
+
+    def narrow_tasks(self, tasks: list[Task]) -> None:
+        """Evaluate only these tasks of the split (``skillbench trace --skill / --limit``)."""
+        self.tasks = list(tasks)
 
     def load_previous(self, paths) -> None:
         """Finished episodes of earlier processes of this run (reused by ``run``)."""
@@ -571,6 +580,7 @@ class SkillbenchSession:
             write_json(Path(self.settings.json), report)
         if self.settings.episodes:
             write_episodes_file(Path(self.settings.episodes), eps)
+        self.report = report
         return report
 
     def _finish_studies(self, report: dict, episodes: list[Episode]) -> None:

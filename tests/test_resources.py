@@ -64,9 +64,12 @@ def pytest_unconfigure(config):
 """
 
 
-def test_xdist_workers_close_their_shard_and_http_clients(pytester):
+def test_xdist_workers_close_their_shard_and_http_clients(pytester, monkeypatch):
     """Workers never ran ``finish`` (the controller's), so their shard stayed open until the process died,
     and the served student's client kept its sockets."""
+    # under an outer `pytest -n`, this process's worker name would leak into the inner controller's
+    # environment and the controller would write its file under an inner worker's name
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makeconftest(PROBE_CONFTEST)
     with Loopback(BenchStudent(TASKS)) as lb:
         body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in _served(lb.url).items())

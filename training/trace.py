@@ -44,7 +44,7 @@ def run_trace(args, log=print) -> dict:
         tasks = [t for t in tasks if t.skill in set(args.skill)]
     if args.limit:
         tasks = tasks[:args.limit]
-    session.tasks = tasks
+    session.narrow_tasks(tasks)
     specs = session.item_specs()
     if not specs:
         raise SkillbenchError("nothing to trace (no task selected)")
