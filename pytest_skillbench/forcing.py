@@ -10,7 +10,8 @@ instead of it:
   log-sum-exp) are compared; the forced answer is the larger. Used for YES_NO and for RANKING questions that
   name option labels;
 * **answer-forcing greedy decode** (as zero-shot chain-of-thought answer extraction): the same continuation,
-  then at most ``GREEDY_MAX_TOKENS`` greedy tokens; the first line is the answer. Used for SINGLE_WORD and
+  then at most ``GREEDY_MAX_TOKENS`` greedy tokens; the first non-empty line is the answer (an end token is
+  not chosen before the answer has some text: a forced answer cannot be empty). Used for SINGLE_WORD and
   ordered-list RANKING. FREE_FORM is never forced (it needs an LLM judge).
 
 The forced answer is judged by the same deterministic rules. The **primary** verdict (what pytest passes or
@@ -41,7 +42,7 @@ from .students.forced_reading import (  # noqa: F401  (the model side of forcing
     suffix_for,
 )
 
-FORCING_VERSION = "force-v2"  # v2: a line break before any answer text does not end a greedy answer  # part of the forcing cache key
+FORCING_VERSION = "force-v3"  # v3: a greedy answer cannot end (end token, line break) before it has text  # part of the forcing cache key
 FORCE_REASONS = FORMAT_REASONS  # a format miss is what forcing can rescue
 MODES = ("auto", "on", "off")
 SCORING = ("primary", "strict")

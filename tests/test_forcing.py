@@ -215,25 +215,33 @@ def test_option_logprobs_equal_a_direct_model_call(loaded, prompts):
 
 @pytest.mark.slow
 def test_greedy_forcing_equals_generate_on_the_same_continuation(loaded, prompts):
+    """Token for token generate(min_new_tokens=1) on prompt + response + suffix, also where the row's own first
+    forced token is an end token (second round): the engine then takes the next best token, as generate does."""
     import torch
 
     tok, model = loaded
     eos = _eos(loaded, prompts, model)
     feed = tok.encode("\nANSWER:", add_special_tokens=False)
-    got: dict[int, dict] = {}
-    gen, _ = greedy_generate(model, prompts, max_new_tokens=8, eos_ids=eos, pad_id=tok.pad_token_id,
-                             device="cpu", batch_size=4, repetition_penalty=1.3,
-                             force=lambda i, ids: ForceSpec(feed, None), on_forced=lambda i, r: got.__setitem__(i, r),
-                             force_max_tokens=6)
-    for i, p in enumerate(prompts):
-        ids = torch.tensor([p + gen[i] + feed])
-        with torch.no_grad():
-            o = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6,
-                               repetition_penalty=1.3, eos_token_id=sorted(eos), pad_token_id=tok.pad_token_id,
-                               temperature=None, top_p=None, top_k=None)
-        new = o[0, ids.shape[1]:].tolist()
-        stop = [k for k, t in enumerate(new) if t in eos]
-        assert got[i]["tokens"] == (new[:stop[0]] if stop else new)
+    firsts: set[int] = set()
+    for rnd in range(2):
+        ends = eos | firsts
+        got: dict[int, dict] = {}
+        gen, _ = greedy_generate(model, prompts, max_new_tokens=8, eos_ids=ends, pad_id=tok.pad_token_id,
+                                 device="cpu", batch_size=4, repetition_penalty=1.3,
+                                 force=lambda i, ids: ForceSpec(feed, None),
+                                 on_forced=lambda i, r: got.__setitem__(i, r), force_max_tokens=6)
+        for i, p in enumerate(prompts):
+            ids = torch.tensor([p + gen[i] + feed])
+            with torch.no_grad():
+                o = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                   max_new_tokens=6, min_new_tokens=1, repetition_penalty=1.3,
+                                   eos_token_id=sorted(ends), pad_token_id=tok.pad_token_id, temperature=None,
+                                   top_p=None, top_k=None)
+            new = o[0, ids.shape[1]:].tolist()
+            stop = [k for k, t in enumerate(new) if t in ends]
+            assert got[i]["tokens"] == (new[:stop[0]] if stop else new)
+            assert got[i]["tokens"]  # never an empty answer
+        firsts = {t["tokens"][0] for t in got.values()}
 
 
 def test_forcing_a_stored_response_matches_forcing_it_inline(loaded, prompts):

@@ -504,8 +504,10 @@ class _Decoder:
         if self.on_forced:
             self.on_forced(self.rows[r], result)
 
-    def _step_forcing(self, r: int, tok: int, is_end: bool) -> int | None:
-        """One decode step of a forcing row: the next token it reads, or None when its forcing is complete."""
+    def _step_forcing(self, r: int, tok: int, is_end: bool, scores) -> int | None:
+        """One decode step of a forcing row: the next token it reads, or None when its forcing is complete.
+        A greedy forced answer cannot end before it has some text: until then an end token is never chosen
+        (the next best token is), as ``generate(min_new_tokens=...)`` does."""
         self.stats.forced_row_steps += 1
         if self.feed[r]:
             return self.feed[r].pop(0)
@@ -513,6 +515,11 @@ class _Decoder:
             lp = self.torch.log_softmax(self.logits[r].float(), dim=-1)
             self._forced(r, {"option_logprobs": [[float(lp[t]) for t in ids] for ids in self.fopts[r]]})
             return None
+        has_text = any(t not in self.force_blank for t in self.fgen[r])
+        if is_end and not has_text and len(self.fgen[r]) < self.force_max:
+            row = scores[r].clone()
+            row[self.eos] = float("-inf")
+            tok, is_end = int(row.argmax()), False
         if is_end or len(self.fgen[r]) >= self.force_max:
             self._forced(r, {"tokens": list(self.fgen[r])})
             return None
@@ -549,7 +556,7 @@ class _Decoder:
                     if self.done[r]:
                         continue
                     if self.feed[r] is not None:  # forcing: read the suffix, then the options or greedy tokens
-                        tok = self._step_forcing(r, toks[r], is_end[r])
+                        tok = self._step_forcing(r, toks[r], is_end[r], scores)
                         if tok is not None and tok != toks[r]:
                             override[r] = tok
                         continue
