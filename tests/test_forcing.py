@@ -229,7 +229,7 @@ def test_greedy_forcing_equals_generate_on_the_same_continuation(loaded, prompts
         gen, _ = greedy_generate(model, prompts, max_new_tokens=8, eos_ids=ends, pad_id=tok.pad_token_id,
                                  device="cpu", batch_size=4, repetition_penalty=1.3,
                                  force=lambda i, ids: ForceSpec(feed, None),
-                                 on_forced=lambda i, r: got.__setitem__(i, r), force_max_tokens=6)
+                                 on_forced=lambda i, r, got=got: got.__setitem__(i, r), force_max_tokens=6)
         for i, p in enumerate(prompts):
             ids = torch.tensor([p + gen[i] + feed])
             with torch.no_grad():
