@@ -135,3 +135,22 @@ def write_replay(path: Path, tasks, *, student: str = "toy", seed: int = 1, p_ri
 @pytest.fixture
 def replay_file(tmp_path, bundled_bench) -> Path:
     return write_replay(tmp_path / "toy.jsonl", bundled_bench.split("holdout"))
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_tokenizer_dir, tmp_path_factory):
+    """A tiny random Llama whose greedy outputs vary by prompt (untied head, wider init: the shared fixture's
+    tied embeddings make every prompt continue with the same token, which would hide ordering bugs)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                      tie_word_embeddings=False, initializer_range=0.2, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    out = tmp_path_factory.mktemp("varied-llama")
+    LlamaForCausalLM(cfg).save_pretrained(str(out))
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    return tok, model

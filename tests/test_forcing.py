@@ -149,21 +149,7 @@ def test_report_without_forcing_has_no_forcing_keys():
     assert "strict" not in rep["delta"]
 
 
-# -- the engine on a tiny model -------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def loaded(tiny_tokenizer_dir, tmp_path_factory):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                      tie_word_embeddings=False, initializer_range=0.2, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    out = tmp_path_factory.mktemp("force-llama")
-    LlamaForCausalLM(cfg).save_pretrained(str(out))
-    return tok, AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+# -- the engine on a tiny model (conftest's `loaded`: a tiny Llama whose outputs vary by prompt) -----------
 
 
 @pytest.fixture(scope="module")
