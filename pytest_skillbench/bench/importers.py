@@ -21,7 +21,8 @@ _EXAMPLE_RE = re.compile(r"Positive:\s*(?P<pc>.*?)\s*Why:\s*(?P<pw>.*?)\s*Negati
                          re.S)
 
 
-def _load_json_array(path: Path, what: str) -> list:
+def load_json_array(path: Path, what: str) -> list:
+    """A JSON file holding one array, or one clear error naming the file (and line for malformed JSON)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -46,7 +47,7 @@ def import_reference_tasks(path: str | Path, catalog: Catalog | None = None,
     path = Path(path)
     tasks: list[Task] = []
     seen: set[str] = set()
-    for i, item in enumerate(_load_json_array(path, "tasks")):
+    for i, item in enumerate(load_json_array(path, "tasks")):
         where = f"[{i}]"
         try:
             if not isinstance(item, dict):
@@ -94,7 +95,7 @@ def _split_example(text: str) -> tuple[Example | None, Example | None]:
 def import_reference_skills(path: str | Path) -> Catalog:
     path = Path(path)
     skills: dict[str, Skill] = {}
-    for i, item in enumerate(_load_json_array(path, "skills")):
+    for i, item in enumerate(load_json_array(path, "skills")):
         if not isinstance(item, dict) or not item.get("name"):
             raise SkillbenchError("each skill needs a name", path=path, field=f"[{i}].name")
         cat = str(item.get("category", "")).strip().lower()

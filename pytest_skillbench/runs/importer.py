@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import __version__, stats
 from ..bench import load_bench
+from ..bench.importers import load_json_array
 from ..episodes import Episode, Status, Verdict
 from ..errors import SkillbenchError
 from ..judges.deterministic import extract_answer
@@ -35,14 +36,7 @@ def _load(path: Path) -> tuple[list, dict | None, Path]:
             raise SkillbenchError("no episodes.json in the directory", path=path)
     else:
         eps_file = path
-    try:
-        data = json.loads(eps_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SkillbenchError(f"malformed JSON: {exc.msg}", path=eps_file, line=exc.lineno) from None
-    except OSError as exc:
-        raise SkillbenchError(f"cannot read: {exc.strerror}", path=eps_file) from None
-    if not isinstance(data, list):
-        raise SkillbenchError("expected a JSON array of episodes", path=eps_file)
+    data = load_json_array(eps_file, "episodes")
     summary = None
     sfile = eps_file.parent / "summary.json"
     if sfile.is_file():
