@@ -104,7 +104,8 @@ def _share(seqs: Sequence[Sequence[int]], order: Sequence[int]) -> tuple[list[in
     for a, b in zip(order, order[1:]):
         k = _lcp(seqs[a], seqs[b])
         best[a], best[b] = max(best[a], k), max(best[b], k)
-    plen = [min(b, len(s) - 1) if b >= MIN_SHARED else 0 for b, s in zip(best, seqs)]
+    capped = [min(b, len(s) - 1) for b, s in zip(best, seqs)]  # never the whole sequence
+    plen = [c if c >= MIN_SHARED else 0 for c in capped]
     carriers: list[tuple[int, ...]] = []
     carrier_of = [-1] * n
     for i in sorted(range(n), key=lambda i: (-plen[i], i)):
