@@ -71,7 +71,9 @@ def phantom_skill_mention(response: str | None, procedure: tuple[str, ...] | lis
     """What in a baseline response refers to a skill block that was never shown (None when nothing does)."""
     if not response:
         return None
-    for pat in _PHANTOM_PATTERNS:
+    low = response.lower()
+    # every pattern names a skill or a procedure: a response with neither word skips the regex scans
+    for pat in _PHANTOM_PATTERNS if ("skill" in low or "procedure" in low) else ():
         for m in pat.finditer(response):
             # "no SKILL block is included, so ..." notes the absence: not a phantom
             before = response[max(0, m.start() - 40):m.start()]

@@ -15,6 +15,7 @@ from pathlib import Path
 # pytester run, whose sys.modules snapshot then drops it; numpy's C extension cannot be loaded twice.
 import numpy  # noqa: F401
 import pytest
+import scipy.stats  # noqa: F401  (same reason: numpy.fft's extension, which scipy.stats loads)
 
 from pytest_skillbench.bench import bundled_dir, load_bench
 
@@ -40,6 +41,22 @@ def hermetic_caches(tmp_path_factory):
             path.mkdir(parents=True, exist_ok=True)
             mp.setenv(var, str(path))
         yield dirs
+
+
+# Plugins the inner pytest sessions of the tests never use. Each costs a pytest process ~1.3 s here: pytest
+# assertion-rewrites every module of a plugin's distribution (hypothesis: ~150, anyio: ~30) and, with
+# PYTHONDONTWRITEBYTECODE set (as on this machine and CI), cannot cache the rewritten code.
+INNER_PYTEST_OFF = ("-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
+@pytest.fixture(autouse=True)
+def lean_inner_pytest(request, monkeypatch):
+    """Tests that start pytest sessions (pytester, in process or in a subprocess) start them without the
+    plugins above. pytester clears ``PYTEST_ADDOPTS`` when it is set up, so it is set after pytester."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")
+        monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(INNER_PYTEST_OFF))
+    yield
 
 
 def _train_bpe_tokenizer():

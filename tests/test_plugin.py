@@ -1,4 +1,6 @@
-"""End-to-end plugin behaviour through pytester (real pytest sessions in subprocesses)."""
+"""End-to-end plugin behaviour through pytester: real pytest sessions, run in process (half the time of a
+subprocess each; the installed entry point, a fresh interpreter and xdist workers are covered by the subprocess
+runs in test_parallel.py, test_crash.py and test_hermetic.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from conftest import write_replay
 
 
 def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "no:randomly", *args)
+    return pytester.runpytest_inprocess("-p", "no:randomly", *args)
 
 
 def test_without_student_plugin_is_inert(pytester):

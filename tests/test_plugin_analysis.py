@@ -1,4 +1,4 @@
-"""The analysis sections through real pytest sessions (pytester subprocesses) with replay students:
+"""The analysis sections through real pytest sessions (pytester, in process) with replay students:
 SFT pairs, the matched-path guard at session start, stored base runs, thinking policy, manifest, phantom rate."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PATH_BF16 = {"backend": "hf", "dtype": "bfloat16", "chat_template": "t1",
 
 
 def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "no:randomly", *args)
+    return pytester.runpytest_inprocess("-p", "no:randomly", *args)
 
 
 @pytest.fixture

@@ -1,20 +1,24 @@
 """Hypothesis properties of the parsers and planners everything else trusts: gate expressions, the ANSWER
-line, the judges' strict JSON reader, the engine's prefix plan and carrier tree, and the episode record."""
+line, the judges' strict JSON reader, the engine's prefix plan and carrier tree, the episode record, and the
+fast text scans of the drift and phantom-mention metrics against their plain forms."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from pytest_skillbench.diagnostics import _PHANTOM_PATTERNS, phantom_skill_mention
 from pytest_skillbench.episodes import Episode, Verdict
 from pytest_skillbench.errors import SkillbenchError
 from pytest_skillbench.gates import COND_METRICS, DELTA_METRICS, OPS, parse_gate
 from pytest_skillbench.judges.deterministic import extract_answer
 from pytest_skillbench.judges.llm import JudgeParseError, json_object
 from pytest_skillbench.students.engine import MIN_SHARED, carrier_tree, prefix_plan
+from pytest_skillbench.studies.drift import _REFUSAL, _norm_quotes, is_refusal, load_slop_phrases, slop_hits
 
 NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True)
 NUMBERS = st.decimals(min_value=-100, max_value=100, places=3, allow_nan=False, allow_infinity=False)
@@ -144,3 +148,36 @@ def test_episode_round_trips_through_json(ep):
     back = Episode.from_dict(d)
     assert back == ep
     assert back.to_dict() == ep.to_dict()
+
+
+# -- fast text scans == their plain forms ---------------------------------------------------------------
+SLOP = sorted(load_slop_phrases(), key=len, reverse=True)
+PLAIN_SLOP = re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(p) for p in SLOP) + r")(?![\w'])", re.I)
+PIECES = st.sampled_from(SLOP + [p.upper() for p in SLOP] + ["skill", "SKILL block", "the procedure steps", "x",
+                                                            " ", "\n", ".", "'", "’", "a", "I", "step 2 of the skill",
+                                                            "I'm sorry, but I can't", "as an AI I cannot", "I must decline",
+                                                            "I am not able to help", "I will not provide that"])
+LONGISH = st.lists(PIECES | st.text(max_size=6), max_size=30).map("".join)
+
+
+@settings(max_examples=200)
+@given(LONGISH)
+def test_slop_scan_finds_what_the_plain_alternation_finds(text):
+    assert slop_hits(text) == [m.group(0).lower() for m in PLAIN_SLOP.finditer(_norm_quotes(text))]
+
+
+@settings(max_examples=200)
+@given(LONGISH)
+def test_phantom_precheck_skips_only_texts_no_pattern_matches(text):
+    plain = any(p.search(text) for p in _PHANTOM_PATTERNS)
+    assert (phantom_skill_mention(text) is not None) <= plain  # never a hit the patterns do not make
+    if not plain:
+        assert phantom_skill_mention(text) is None
+    elif "skill" not in text.lower() and "procedure" not in text.lower():
+        pytest.fail(f"a pattern matched a text naming neither word: {text!r}")
+
+
+@settings(max_examples=200)
+@given(LONGISH)
+def test_one_refusal_scan_equals_the_five_patterns(text):
+    assert is_refusal(text) == any(p.search(_norm_quotes(text)) for p in _REFUSAL)
