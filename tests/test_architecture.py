@@ -37,25 +37,60 @@ def test_the_layers_contract_holds():
     res = subprocess.run(LINT_IMPORTS + ["--config", str(REPO / "pyproject.toml"), "--no-cache"], cwd=REPO,
                          capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "1 kept, 0 broken" in res.stdout
+    assert "3 kept, 0 broken" in res.stdout
+
+
+def _lint_a_copy(tmp_path, plant: dict[str, str]) -> subprocess.CompletedProcess:
+    """lint-imports with the same configuration on a copy of the package and of training/ (the package under
+    another name, so the installed one does not shadow it), with ``plant`` (file -> line) appended."""
+    copy = tmp_path / "skillbench_copy"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.j2", "*.jsonl", "*.txt"))
+    shutil.copytree(TRAINING, tmp_path / "training", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, line in plant.items():
+        f = tmp_path / rel
+        f.write_text(f.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")
+    config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(config.replace("pytest_skillbench", "skillbench_copy"), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    return subprocess.run(LINT_IMPORTS + ["--config", str(tmp_path / "pyproject.toml"), "--no-cache"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
 
 
 def test_the_contract_fails_on_an_upward_import(tmp_path):
-    """Not a vacuous contract: the same configuration on a copy of the package (under another name, so the
-    installed package does not shadow it) with errors.py importing the session -- the bottom layer reaching
-    the top -- is broken."""
-    copy = tmp_path / "skillbench_copy"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.j2", "*.jsonl", "*.txt"))
-    errors = copy / "errors.py"
-    errors.write_text(errors.read_text(encoding="utf-8") + "\nfrom . import session  # noqa\n", encoding="utf-8")
-    config = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    (tmp_path / "pyproject.toml").write_text(config.replace('"pytest_skillbench"', '"skillbench_copy"'),
-                                             encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    res = subprocess.run(LINT_IMPORTS + ["--config", str(tmp_path / "pyproject.toml"), "--no-cache"],
-                         cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+    """Not a vacuous contract: errors.py importing the session -- the bottom layer reaching the top -- and
+    training/'s masks importing the CLI each break it."""
+    res = _lint_a_copy(tmp_path, {"skillbench_copy/errors.py": "from . import session",
+                                  "training/masks.py": "from skillbench_copy.cli import main"})
     assert res.returncode != 0, res.stdout + res.stderr
-    assert "BROKEN" in res.stdout and "skillbench_copy.errors -> skillbench_copy.session" in res.stdout
+    assert "1 kept, 2 broken" in res.stdout, res.stdout
+    assert "skillbench_copy.errors -> skillbench_copy.session" in res.stdout
+    assert "training.masks -> skillbench_copy.cli" in res.stdout
+
+
+def _training_imports(path: Path) -> list[str]:
+    """Modules of training/ a package file imports (as pytest_skillbench.training[.x])."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            parts = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            base = ".".join(parts + ([node.module] if node.module else []))
+            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        else:
+            continue
+        out += [t for t in targets if t == "pytest_skillbench.training" or t.startswith("pytest_skillbench.training.")]
+    return out
+
+
+def test_only_the_training_commands_import_training():
+    """grimp cannot follow ``pytest_skillbench.training`` through setuptools' package-dir mapping, so the
+    package's imports of it are found here: only the CLI's training commands (the top layer) use it."""
+    users = {_module_name(f): _training_imports(f) for f in sorted(PACKAGE.rglob("*.py"))}
+    users = {m: t for m, t in users.items() if t}
+    assert set(users) == {"pytest_skillbench.cli.training"}, users
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -97,8 +132,13 @@ def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
 
 
 def test_no_import_cycle():
-    graph = grimp.build_graph("pytest_skillbench")  # module-level and function-local imports alike
-    assert len(graph.modules) > 50
+    # module-level and function-local imports alike; training/ read from the repository as `training`
+    graph = grimp.build_graph("pytest_skillbench", "training", cache_dir=None)
+    assert len(graph.modules) > 50 and "training.trace" in graph.modules
+    for f in sorted(PACKAGE.rglob("*.py")):  # the package's imports of training/, which grimp drops
+        for target in _training_imports(f):
+            graph.add_import(importer=_module_name(f), imported=target.replace("pytest_skillbench.", "", 1))
+    assert "training.train" in graph.find_modules_directly_imported_by("pytest_skillbench.cli.training")
     assert _cycles(graph) == []
 
 
