@@ -163,12 +163,29 @@ def same_answer(a: Verdict, b: dict) -> bool:
     return a.status == Status.PASSED or deterministic.normalise(a.extracted or "") == deterministic.normalise(b.get("extracted") or "")
 
 
+AGREEMENT_NOTE_BELOW = 0.8  # the terminal warns when the forced reading agrees less often than this ...
+AGREEMENT_NOTE_MIN_N = 20  # ... over at least this many episodes
+
+
 def agreement(episodes) -> dict:
     """``forced_vs_strict_agreement``: on episodes with a scored strict answer and a scored forced reading, the
-    share where the two give the same answer -- how far the forced reading can be trusted where it stands in."""
-    pairs = []
+    share where the two give the same answer -- how far the forced reading can be trusted where it stands in --
+    overall and ``by_method`` (``options`` / ``greedy``)."""
+    pairs: list[tuple[str, bool]] = []
     for e in episodes:
         strict, forced = strict_of(e.verdict), forced_of(e.verdict)
         if forced is not None and strict.scored and forced.get("status") in SCORED:
-            pairs.append(same_answer(strict, forced))
-    return {"share": sum(pairs) / len(pairs) if pairs else None, "n": len(pairs)}
+            pairs.append((str(forced.get("method") or "unknown"), same_answer(strict, forced)))
+
+    def share(flags: list[bool]) -> dict:
+        return {"share": sum(flags) / len(flags) if flags else None, "n": len(flags)}
+
+    methods = sorted({m for m, _ in pairs})
+    return {**share([s for _, s in pairs]),
+            "by_method": {m: share([s for mm, s in pairs if mm == m]) for m in methods}}
+
+
+def agreement_is_low(ag: dict | None) -> bool:
+    """Whether a student's ``forced_vs_strict_agreement`` is low enough, on enough episodes, to warn about."""
+    return bool(ag) and ag.get("share") is not None and ag.get("n", 0) >= AGREEMENT_NOTE_MIN_N \
+        and ag["share"] < AGREEMENT_NOTE_BELOW

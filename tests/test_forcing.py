@@ -19,6 +19,7 @@ from pytest_skillbench.episodes import Episode, Verdict
 from pytest_skillbench.judges import deterministic
 from pytest_skillbench.prompts import messages
 from pytest_skillbench.report.summary import build_report
+from pytest_skillbench.report.terminal import render
 from pytest_skillbench.students.engine import ForceSpec, greedy_generate
 
 
@@ -138,8 +139,29 @@ def test_report_gives_strict_forced_share_gap_and_agreement():
     # agreement: 9 strictly scored episodes with a forced reading; baseline u02 passed strictly, forced failed
     ag = rep["forced_vs_strict_agreement"]
     assert ag["n"] == 9 and ag["share"] == pytest.approx(8 / 9)
+    assert ag["by_method"] == {"options": {"share": pytest.approx(8 / 9), "n": 9}}
     assert rep["delta"]["n_pairs"] == 10 and rep["delta"]["strict"]["n_pairs"] == 4
     assert rep["delta"]["value"] == pytest.approx(0.9 - 0.5)
+
+
+def test_agreement_by_method_and_the_low_agreement_note():
+    """Per method and overall, from worked counts; the terminal notes a low figure only on enough episodes."""
+    eps = []
+    for i in range(24):  # options: 12 strict answers, 6 forced readings agree; greedy: 12, 11 agree
+        method = "options" if i < 12 else "greedy"
+        agree = i < 6 or i >= 13
+        ep = _ep(f"u{i:02d}", "baseline", "passed", forced_status="passed" if agree else "failed")
+        ep.verdict.extra["forced"]["method"] = method
+        eps.append(ep)
+    ag = forcing.agreement(eps)
+    assert ag["n"] == 24 and ag["share"] == pytest.approx(17 / 24)
+    assert ag["by_method"]["options"] == {"share": pytest.approx(0.5), "n": 12}
+    assert ag["by_method"]["greedy"] == {"share": pytest.approx(11 / 12), "n": 12}
+    text = "\n".join(render(build_report(eps, {}, resamples=50)))
+    assert "forced vs strict agreement s: 70.8% of 24 episode(s)" in text and "options 50.0% of 12" in text
+    assert "note: s: the forced answer differs from the model's own ANSWER line in 29%" in text
+    assert forcing.agreement_is_low(ag) and not forcing.agreement_is_low({**ag, "n": 19})
+    assert not forcing.agreement_is_low({**ag, "share": 0.8}) and not forcing.agreement_is_low(None)
 
 
 def test_report_without_forcing_has_no_forcing_keys():

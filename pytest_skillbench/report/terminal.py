@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import forcing
 from ..studies.behaviour import render as render_behaviour
 from .judging import render_judging
 
@@ -44,8 +45,15 @@ def render(report: dict) -> list[str]:
             ag = st.get("forced_vs_strict_agreement")
             if ag:
                 share = "n/a" if ag["share"] is None else f"{100 * ag['share']:.1f}%"
+                parts = [f"{m} {_pct(a['share']).strip()} of {a['n']}" for m, a in (ag.get("by_method") or {}).items()]
                 lines.append(f"forced vs strict agreement {name}: {share} of {ag['n']} episode(s) with a scored "
-                             "ANSWER line give the same forced answer (the forcing method's validity check)")
+                             "ANSWER line give the same forced answer (the forcing method's validity check)"
+                             + (f"; {', '.join(parts)}" if parts else ""))
+                if forcing.agreement_is_low(ag):
+                    lines.append(f"note: {name}: the forced answer differs from the model's own ANSWER line in "
+                                 f"{100 * (1 - ag['share']):.0f}% of the episodes that have both; the pass rates "
+                                 "resting on forced verdicts (see forced) carry that noise: read strict and the "
+                                 "strict-only delta beside them")
     lines.append("")
     for name, st in students.items():
         d = st.get("delta")
