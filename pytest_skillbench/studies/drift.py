@@ -70,6 +70,8 @@ def load_slop_phrases(path: str | None = None) -> tuple[str, ...]:
 @lru_cache(maxsize=8)
 def _slop_re(path: str | None = None) -> re.Pattern:
     phrases = sorted(load_slop_phrases(path), key=len, reverse=True)
+    if not phrases:
+        return re.compile(r"(?!)")  # an empty list matches nothing
     # the leading class of first characters lets the regex engine skip positions no phrase can start at
     # (5x faster on long responses; the matches are the same)
     firsts = "".join(sorted({c for p in phrases if p for c in (p[0].lower(), p[0].upper())}))
