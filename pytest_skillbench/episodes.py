@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import SkillbenchError
+from .jsonl import read_lines
 
 
 class Status:
@@ -138,11 +139,7 @@ def write_episodes(path: str | Path, episodes: list[Episode]) -> None:
 def read_episodes(path: str | Path) -> list[Episode]:
     path = Path(path)
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
-    except OSError as exc:
-        raise SkillbenchError(f"cannot read episodes: {exc.strerror}", path=path) from None
-    for n, line in enumerate(lines, 1):
+    for n, line in enumerate(read_lines(path, "episodes"), 1):
         if not line.strip():
             continue
         try:

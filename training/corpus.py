@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_skillbench.bench import load_bench
+from pytest_skillbench.bench.demos import chat_messages
 from pytest_skillbench.episodes import read_episodes
 from pytest_skillbench.errors import SkillbenchError
+from pytest_skillbench.jsonl import parse_line, read_lines
 from pytest_skillbench.prompts import messages as build_messages
 
-ROLES = ("system", "user", "assistant")
 SKILL_MARK = "--- SKILL:"
 
 
@@ -51,26 +52,14 @@ def file_sha256(path: str | Path) -> str:
 def load_chat_rows(path: str | Path) -> list[ChatRow]:
     """Parse a chat-rows JSONL. Shape errors name file:line; content checks are left to the mask check."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SkillbenchError(f"cannot read corpus: {exc.strerror}", path=path) from None
     rows = []
-    for n, raw in enumerate(lines, 1):
+    for n, raw in enumerate(read_lines(path, "corpus"), 1):
         if not raw.strip():
             continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SkillbenchError(f"malformed JSON: {exc.msg}", path=path, line=n) from None
-        if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
-            raise SkillbenchError("a chat row needs a messages list", path=path, line=n, field="messages")
-        for i, m in enumerate(row["messages"]):
-            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-                raise SkillbenchError("each message needs a role (system/user/assistant) and string content",
-                                      path=path, line=n, field=f"messages[{i}]")
+        row = parse_line(raw, path, n)
+        messages = chat_messages(row, path, n, "a chat row")
         meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
-        rows.append(ChatRow([{"role": m["role"], "content": m["content"]} for m in row["messages"]],
+        rows.append(ChatRow([{"role": m["role"], "content": m["content"]} for m in messages],
                             str(path), n, meta))
     if not rows:
         raise SkillbenchError("corpus has no rows", path=path)

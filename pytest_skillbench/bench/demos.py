@@ -5,13 +5,25 @@ They are the offline default training corpus; the loader checks the shape line b
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SkillbenchError
+from ..jsonl import parse_line, read_lines
 
 ROLES = ("system", "user", "assistant")
+
+
+def chat_messages(row, path: Path, line: int, what: str) -> list[dict]:
+    """A chat row's ``messages`` list, each with a known role and string content, or one error naming the
+    file, line and field (``what``: "a demo row", "a chat row")."""
+    if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+        raise SkillbenchError(f"{what} needs a messages list", path=path, line=line, field="messages")
+    for i, m in enumerate(row["messages"]):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise SkillbenchError("each message needs a role (system/user/assistant) and string content",
+                                  path=path, line=line, field=f"messages[{i}]")
+    return row["messages"]
 
 
 @dataclass(frozen=True)
@@ -25,26 +37,14 @@ class Demo:
 
 def load_demos(path: str | Path, catalog=None, errors: list | None = None) -> list[Demo]:
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
-    except OSError as exc:
-        raise SkillbenchError(f"cannot read demos: {exc.strerror}", path=path) from None
+    lines = read_lines(path, "demos")
     out = []
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise SkillbenchError(f"malformed JSON: {exc.msg}", path=path, line=n) from None
-            if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
-                raise SkillbenchError("a demo row needs a messages list", path=path, line=n, field="messages")
-            msgs = row["messages"]
-            for i, m in enumerate(msgs):
-                if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-                    raise SkillbenchError("each message needs a role (system/user/assistant) and string content",
-                                          path=path, line=n, field=f"messages[{i}]")
+            row = parse_line(raw, path, n)
+            msgs = chat_messages(row, path, n, "a demo row")
             if not any(m["role"] == "assistant" and m["content"].strip() for m in msgs):
                 raise SkillbenchError("no assistant message with content", path=path, line=n, field="messages")
             meta = row.get("metadata") or {}

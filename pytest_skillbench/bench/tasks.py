@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SkillbenchError
+from ..jsonl import parse_line, read_lines
 from .catalog import Catalog
 
 QUERY_TYPES = ("YES_NO", "SINGLE_WORD", "RANKING", "FREE_FORM")
@@ -223,20 +224,14 @@ def load_tasks(path: str | Path, catalog: Catalog | None = None,
                errors: list[SkillbenchError] | None = None) -> list[Task]:
     """Load a JSONL task file. With ``errors`` given, defects are collected there instead of raised."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
-    except OSError as exc:
-        raise SkillbenchError(f"cannot read task file: {exc.strerror}", path=path) from None
+    lines = read_lines(path, "task file")
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise SkillbenchError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=n) from None
+            data = parse_line(raw, path, n, column=True)
             task = task_from_dict(data, path=path, line=n, catalog=catalog)
             if task.task_uid in seen:
                 raise SkillbenchError(f"duplicate task_uid {task.task_uid} (first on line {seen[task.task_uid]})",

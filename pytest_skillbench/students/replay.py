@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import SkillbenchError
+from ..jsonl import parse_line, read_lines
 from .base import Backend, GenRequest, GenResult
 from .registry import StudentSpec
 
@@ -17,17 +17,10 @@ class ReplayBackend(Backend):
         self.spec = spec
         self.path = Path(spec.path or "")
         self.responses: dict[tuple[str, str], dict] = {}
-        try:
-            lines = self.path.read_text(encoding="utf-8").split("\n")  # not splitlines(): U+2028 in a JSON string is no line end
-        except OSError as exc:
-            raise SkillbenchError(f"cannot read replay file: {exc.strerror}", path=self.path) from None
-        for n, line in enumerate(lines, 1):
+        for n, line in enumerate(read_lines(self.path, "replay file"), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SkillbenchError(f"malformed JSON: {exc.msg}", path=self.path, line=n) from None
+            row = parse_line(line, self.path, n)
             if not isinstance(row, dict):
                 raise SkillbenchError("each line must be a JSON object", path=self.path, line=n)
             for key in ("task_uid", "condition", "response"):

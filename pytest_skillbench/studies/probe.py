@@ -37,7 +37,6 @@ prints one table.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from ..bench.tasks import Task
 from ..diagnostics import phantom_skill_mention
 from ..episodes import Reason, Status, Verdict
 from ..errors import SkillbenchError
+from ..jsonl import parse_line, read_lines
 from ..lineage import base_map
 from .common import JudgeCaller, ParseError, json_object, text_hash
 from .drift import aggregate, asks_for_json, json_valid
@@ -109,13 +109,10 @@ def probe_path(name_or_path: str | None) -> Path:
 def load_probe(name_or_path: str | None = "generality") -> list[ProbeItem]:
     path = probe_path(name_or_path)
     items, seen = [], set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_lines(path, "probe set"), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SkillbenchError(f"malformed JSON: {exc.msg}", path=path, line=n) from None
+        row = parse_line(line, path, n)
         if not isinstance(row, dict):
             raise SkillbenchError("each line must be a JSON object", path=path, line=n)
         for key in ("id", "kind", "prompt"):
